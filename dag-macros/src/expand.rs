@@ -1,0 +1,653 @@
+//! From a plan to Rust. The code follows the plan's shape: a `Seq` is a run of `let`
+//! statements, a `Par` one join whose branches return what later statements use, and a
+//! dependency that the plan does not put before its consumer is read from a slot.
+//!
+//! Input and output, for the seed graph:
+//!
+//! ```text
+//! dag! {                              async {
+//!     a   = fast_a();                     let (b, c) = join((
+//!     b   = slow_b(a);                        branch(async {
+//!     sa  = slow_a();                             let a = (fast_a()).await;
+//!     fb  = fast_b();                             (slow_b(a)).await
+//!     c   = fast_c(sa, fb);                   }),
+//!     end = end_task(b, c);                   branch(async {
+//!     end                                         let (sa, fb) = join((
+//! }                                                   branch(slow_a()),
+//!                                                     branch(fast_b()),
+//!                                                 )).await;
+//!                                                 (fast_c(sa, fb)).await
+//!                                             }),
+//!                                         )).await;
+//!                                         let end = (end_task(b, c)).await;
+//!                                         end
+//!                                     }
+//! ```
+//!
+//! Values: a node used by value by one consumer is moved there; with several, the others get
+//! a clone made as soon as the value exists; consumers that only borrow share the original,
+//! and the move waits until they are done. A value read from a slot is taken (moved by the
+//! last taker, cloned for the others) or borrowed from the slot.
+
+use std::collections::BTreeMap;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::Ident;
+
+use crate::check::{self, Ctxt};
+use crate::graph::{self, unraw, Graph, Mode, NodeId};
+use crate::parse;
+use crate::plan::{self, Plan};
+
+/// Joins with more branches than this poll only the branches that woke.
+const FLAT_JOIN_LIMIT: usize = 32;
+/// Largest tuple the runtime's joins take; wider joins nest tuples.
+const TUPLE_LIMIT: usize = 16;
+
+/// The macro's entry point: never panics, returns either code or `compile_error!`s.
+pub fn dag(input: TokenStream) -> TokenStream {
+    match try_dag(input) {
+        Ok(tokens) => tokens,
+        Err(err) => {
+            let errors = err.to_compile_error();
+            // A future whose output takes any type, so the user sees no follow-on type errors
+            // (and, unlike an expression of type `!`, no unreachable code after it).
+            quote!(async { #errors loop {} })
+        }
+    }
+}
+
+fn try_dag(input: TokenStream) -> syn::Result<TokenStream> {
+    let input = parse::parse(input)?;
+    let graph = Graph::new(input);
+    let cx = Ctxt::new();
+    check::check(&cx, &graph);
+    cx.check()?;
+    let plan = plan::plan(&graph.deps());
+    Ok(Expander::new(&graph, &plan).expand(&plan))
+}
+
+/// Who uses a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Consumer {
+    Node(usize),
+    /// The trailing expression.
+    Tail,
+}
+
+/// A use of a value seen from the scope that binds it.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Consumer(Consumer),
+    /// Returned from the scope to the enclosing one.
+    Export,
+}
+
+struct Expander<'a> {
+    graph: &'a Graph,
+    krate: &'a TokenStream,
+    /// Whether each node's value lives in a slot (some consumer is not sequenced after it).
+    in_slot: Vec<bool>,
+    /// Per producer: consumers with their mode, in order.
+    consumers: Vec<Vec<(Consumer, Mode)>>,
+    /// Per producer: consumers that wait on its slot, with their waker index.
+    waiter_index: BTreeMap<(usize, usize), usize>,
+    /// Clones made for consumers of values bound in a scope.
+    clones: BTreeMap<(usize, Consumer), Ident>,
+}
+
+impl<'a> Expander<'a> {
+    fn new(graph: &'a Graph, plan: &Plan) -> Self {
+        let n = graph.len();
+        let barriers = plan::barriers(plan, n);
+        let mut consumers = vec![Vec::new(); n];
+        let mut in_slot = vec![false; n];
+        let mut waiter_index = BTreeMap::new();
+        let mut waiters = vec![0; n];
+        for (c, node) in graph.nodes.iter().enumerate() {
+            for u in &node.uses {
+                let p = u.node.0;
+                consumers[p].push((Consumer::Node(c), u.mode));
+                if !barriers[c].contains(&p) {
+                    in_slot[p] = true;
+                }
+                waiter_index.insert((p, c), waiters[p]);
+                waiters[p] += 1;
+            }
+        }
+        for u in &graph.tail_uses {
+            consumers[u.node.0].push((Consumer::Tail, u.mode));
+        }
+        Expander {
+            graph,
+            krate: &graph.krate,
+            in_slot,
+            consumers,
+            waiter_index,
+            clones: BTreeMap::new(),
+        }
+    }
+
+    fn expand(mut self, plan: &Plan) -> TokenStream {
+        let stages: Vec<Plan> = match plan {
+            Plan::Seq(parts) => parts.clone(),
+            other => vec![other.clone()],
+        };
+        let slots = self.slot_declarations();
+        let body = self.seq(&stages, &[], true);
+        let tail = self.tail();
+        let move_token = &self.graph.move_token;
+        quote! {
+            async #move_token {
+                #slots
+                #body
+                #tail
+            }
+        }
+    }
+
+    fn name(&self, v: usize) -> &Ident {
+        &self.graph.nodes[v].name
+    }
+
+    fn slot(&self, v: usize) -> Ident {
+        format_ident!(
+            "__dag_{}_slot",
+            unraw(self.name(v)),
+            span = Span::mixed_site()
+        )
+    }
+
+    fn slot_declarations(&self) -> TokenStream {
+        let krate = self.krate;
+        let mut out = TokenStream::new();
+        for v in (0..self.graph.len()).filter(|&v| self.in_slot[v]) {
+            let slot = self.slot(v);
+            let waiters = self.consumers[v]
+                .iter()
+                .filter(|(c, _)| matches!(c, Consumer::Node(_)))
+                .count();
+            let takers = self.consumers[v]
+                .iter()
+                .filter(|(_, m)| *m == Mode::Own)
+                .count();
+            out.extend(quote! {
+                let #slot = #krate::__private::Slot::<_, #waiters>::new(#takers);
+            });
+        }
+        out
+    }
+
+    /// How a consumer takes a value out of a slot.
+    fn take_method(&self, p: usize) -> Ident {
+        let takers = self.consumers[p]
+            .iter()
+            .filter(|(_, m)| *m == Mode::Own)
+            .count();
+        let borrowers = self.consumers[p].len() - takers;
+        let name = if borrowers > 0 {
+            "take_clone"
+        } else if takers == 1 {
+            "take_unique"
+        } else {
+            "take_shared"
+        };
+        Ident::new(name, Span::call_site())
+    }
+
+    /// Statements for the parts of a `Seq`, then (unless `top`) the exported values.
+    fn seq(&mut self, stages: &[Plan], exports: &[usize], top: bool) -> TokenStream {
+        let mut stage_of = BTreeMap::new();
+        for (i, stage) in stages.iter().enumerate() {
+            for v in nodes_of(stage) {
+                stage_of.insert(v, i);
+            }
+        }
+        let mut out = TokenStream::new();
+        for (i, stage) in stages.iter().enumerate() {
+            // A branch that ends with the node it returns: `..; (EXPR).await` rather than
+            // `..; let v = (EXPR).await; v`.
+            if let (Plan::Node(v), [export], false) = (stage, exports, top) {
+                if i + 1 == stages.len() && v == export && !self.in_slot[*v] {
+                    out.extend(self.awaited(*v));
+                    return out;
+                }
+            }
+            let inside = nodes_of(stage);
+            let bound: Vec<usize> = inside
+                .iter()
+                .copied()
+                .filter(|&p| {
+                    !self.in_slot[p]
+                        && self.consumers[p]
+                            .iter()
+                            .any(|(c, _)| !inside_consumer(&inside, *c))
+                })
+                .collect();
+            out.extend(self.stage(stage, &bound));
+            for &p in &bound {
+                out.extend(self.distribute(p, &stage_of, exports, top));
+            }
+        }
+        if !top && !exports.is_empty() {
+            out.extend(self.values(exports));
+        }
+        out
+    }
+
+    /// After `p` is bound: decides which consumer gets the value itself and clones it for the
+    /// other consumers that need their own.
+    fn distribute(
+        &mut self,
+        p: usize,
+        stage_of: &BTreeMap<usize, usize>,
+        exports: &[usize],
+        top: bool,
+    ) -> TokenStream {
+        const LAST: usize = usize::MAX;
+        let mut entries: Vec<(usize, Mode, Target)> = Vec::new();
+        for &(c, mode) in &self.consumers[p] {
+            match c {
+                Consumer::Node(v) => {
+                    if let Some(&stage) = stage_of.get(&v) {
+                        entries.push((stage, mode, Target::Consumer(c)));
+                    }
+                }
+                Consumer::Tail if top => entries.push((LAST, mode, Target::Consumer(c))),
+                Consumer::Tail => {}
+            }
+        }
+        if exports.contains(&p) {
+            entries.push((LAST, Mode::Own, Target::Export));
+        }
+        let last_borrow = entries
+            .iter()
+            .filter(|e| e.1 == Mode::Borrow)
+            .map(|e| e.0)
+            .max();
+        let mover = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.1 == Mode::Own && last_borrow.is_none_or(|b| e.0 > b))
+            .max_by_key(|(i, e)| (e.0, matches!(e.2, Target::Export), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
+        let name = self.name(p).clone();
+        let mut out = TokenStream::new();
+        for (i, &(_, mode, target)) in entries.iter().enumerate() {
+            if mode == Mode::Borrow || Some(i) == mover {
+                continue;
+            }
+            let Target::Consumer(c) = target else {
+                unreachable!("an export is the last use, so it is the mover")
+            };
+            let var = match c {
+                Consumer::Node(v) => format_ident!(
+                    "__dag_{}_for_{}",
+                    unraw(&name),
+                    unraw(self.name(v)),
+                    span = Span::mixed_site()
+                ),
+                Consumer::Tail => format_ident!(
+                    "__dag_{}_for_output",
+                    unraw(&name),
+                    span = Span::mixed_site()
+                ),
+            };
+            // The whole clone points at the consumer's use, where a missing `Clone` is fixed.
+            let site = self.site(p, c);
+            let mut at_site = name.clone();
+            at_site.set_span(site);
+            out.extend(quote_spanned! {site=>
+                let #var = ::core::clone::Clone::clone(&#at_site);
+            });
+            self.clones.insert((p, c), var);
+        }
+        out
+    }
+
+    /// Where consumer `c` names `p`: the place errors about that use point at.
+    fn site(&self, p: usize, c: Consumer) -> Span {
+        let uses = match c {
+            Consumer::Node(v) => &self.graph.nodes[v].uses,
+            Consumer::Tail => &self.graph.tail_uses,
+        };
+        uses.iter()
+            .find(|u| u.node == NodeId(p))
+            .map_or_else(Span::call_site, |u| u.site.span())
+    }
+
+    /// `p`, `(p, q)` or `()`.
+    fn values(&self, nodes: &[usize]) -> TokenStream {
+        let names = nodes.iter().map(|&v| self.name(v));
+        if let [v] = nodes {
+            let name = self.name(*v);
+            quote!(#name)
+        } else {
+            quote!((#(#names),*))
+        }
+    }
+
+    /// The pattern that binds a part's exports: `p`, `(p, q)` or `_`.
+    fn pattern(&self, nodes: &[usize]) -> TokenStream {
+        if nodes.is_empty() {
+            quote!(_)
+        } else {
+            self.values(nodes)
+        }
+    }
+
+    /// One part of a `Seq`: binds the values in `bound`.
+    fn stage(&mut self, stage: &Plan, bound: &[usize]) -> TokenStream {
+        match stage {
+            Plan::Node(v) => {
+                let v = *v;
+                let value = self.awaited(v);
+                if self.in_slot[v] {
+                    let slot = self.slot(v);
+                    quote!(#slot.set(#value);)
+                } else if bound.contains(&v) {
+                    let name = self.name(v);
+                    quote!(let #name = #value;)
+                } else {
+                    quote!(#value;)
+                }
+            }
+            Plan::Par(parts) => {
+                let mut branches = Vec::with_capacity(parts.len());
+                let mut patterns = Vec::with_capacity(parts.len());
+                for part in parts {
+                    let inside = nodes_of(part);
+                    let exports: Vec<usize> = bound
+                        .iter()
+                        .copied()
+                        .filter(|v| inside.contains(v))
+                        .collect();
+                    branches.push(self.branch(part, &exports));
+                    patterns.push(self.pattern(&exports));
+                }
+                self.join(&branches, &patterns)
+            }
+            Plan::Seq(_) => unreachable!("a Seq has no Seq parts"),
+        }
+    }
+
+    /// A branch of a join, as `branch(future)`; the future's output is `exports`.
+    fn branch(&mut self, part: &Plan, exports: &[usize]) -> TokenStream {
+        let krate = self.krate;
+        match part {
+            Plan::Node(v) => {
+                let v = *v;
+                let (prelude, expr) = self.node_code(v);
+                let span = parse::expr_span(&self.graph.nodes[v].expr);
+                let future = if self.in_slot[v] {
+                    let slot = self.slot(v);
+                    quote_spanned!(span=> async { #prelude #slot.set((#expr).await) })
+                } else if prelude.is_empty() {
+                    expr
+                } else {
+                    quote_spanned!(span=> async { #prelude (#expr).await })
+                };
+                quote_spanned!(span=> #krate::__private::branch(#future))
+            }
+            Plan::Seq(stages) => {
+                let body = self.seq(stages, exports, false);
+                quote!(#krate::__private::branch(async { #body }))
+            }
+            Plan::Par(_) => unreachable!("a Par has no Par parts"),
+        }
+    }
+
+    /// `let (patterns..) = join((branches..)).await;`, nesting tuples for wide joins.
+    fn join(&self, branches: &[TokenStream], patterns: &[TokenStream]) -> TokenStream {
+        let krate = self.krate;
+        let function = if branches.len() > FLAT_JOIN_LIMIT {
+            quote!(join_wide)
+        } else {
+            quote!(join)
+        };
+        let branches = nest(branches);
+        let pattern = nest(patterns);
+        quote! {
+            let #pattern = #krate::__private::#function(#branches).await;
+        }
+    }
+
+    /// A node's value: `{ prelude; (EXPR).await }`.
+    fn awaited(&mut self, v: usize) -> TokenStream {
+        let (prelude, expr) = self.node_code(v);
+        let span = parse::expr_span(&self.graph.nodes[v].expr);
+        let value = quote_spanned!(span=> (#expr).await);
+        if prelude.is_empty() {
+            value
+        } else {
+            quote!({ #prelude #value })
+        }
+    }
+
+    /// What a node needs before its expression (waits on slots, values taken from slots or
+    /// clones given to it) and the expression, rewritten where it borrows from a slot.
+    fn node_code(&self, v: usize) -> (TokenStream, TokenStream) {
+        let node = &self.graph.nodes[v];
+        let (prelude, replace) = self.inputs(&node.uses, Consumer::Node(v));
+        let expr = if replace.is_empty() {
+            node.expr.clone()
+        } else {
+            graph::rewrite(&self.graph.names, &node.expr, &replace)
+        };
+        let mut tokens = TokenStream::new();
+        quote::ToTokens::to_tokens(&expr, &mut tokens);
+        (prelude, tokens)
+    }
+
+    fn inputs(
+        &self,
+        uses: &[graph::Use],
+        consumer: Consumer,
+    ) -> (TokenStream, BTreeMap<NodeId, TokenStream>) {
+        let mut waits = TokenStream::new();
+        let mut bindings = TokenStream::new();
+        let mut replace = BTreeMap::new();
+        for u in uses {
+            let p = u.node.0;
+            let name = self.name(p);
+            let site = u.site.span();
+            if self.in_slot[p] {
+                let slot = self.slot(p);
+                if let Consumer::Node(c) = consumer {
+                    let index = self.waiter_index[&(p, c)];
+                    waits.extend(quote!(#slot.wait(#index).await;));
+                }
+                match u.mode {
+                    Mode::Own => {
+                        let take = self.take_method(p);
+                        bindings.extend(quote_spanned!(site=> let #name = #slot.#take();));
+                    }
+                    Mode::Borrow => {
+                        let r =
+                            format_ident!("__dag_{}_ref", unraw(name), span = Span::mixed_site());
+                        bindings.extend(quote!(let #r = #slot.get();));
+                        if u.in_format_string {
+                            bindings.extend(quote!(let #name = #r;));
+                        }
+                        replace.insert(u.node, graph::deref_tokens(&r));
+                    }
+                }
+            } else if let Some(var) = self.clones.get(&(p, consumer)) {
+                bindings.extend(quote!(let #name = #var;));
+            }
+        }
+        waits.extend(bindings);
+        (waits, replace)
+    }
+
+    fn tail(&self) -> TokenStream {
+        let Some(tail) = &self.graph.tail else {
+            return TokenStream::new();
+        };
+        let (prelude, replace) = self.inputs(&self.graph.tail_uses, Consumer::Tail);
+        let tail = if replace.is_empty() {
+            tail.clone()
+        } else {
+            graph::rewrite(&self.graph.names, tail, &replace)
+        };
+        let span = tail.span();
+        quote_spanned!(span=> #prelude #tail)
+    }
+}
+
+fn inside_consumer(inside: &[usize], c: Consumer) -> bool {
+    match c {
+        Consumer::Node(v) => inside.contains(&v),
+        Consumer::Tail => false,
+    }
+}
+
+fn nodes_of(plan: &Plan) -> Vec<usize> {
+    let mut nodes = plan::nodes_of(plan);
+    nodes.sort_unstable();
+    nodes
+}
+
+/// A tuple of at most `TUPLE_LIMIT` items, nesting groups when there are more.
+fn nest(items: &[TokenStream]) -> TokenStream {
+    if items.len() <= TUPLE_LIMIT {
+        return quote!((#(#items,)*));
+    }
+    let chunk = items.len().div_ceil(TUPLE_LIMIT);
+    let groups: Vec<TokenStream> = items.chunks(chunk).map(nest).collect();
+    quote!((#(#groups,)*))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(tokens: TokenStream) -> String {
+        dag(tokens).to_string()
+    }
+
+    #[test]
+    fn seed_expands_to_nested_joins() {
+        let out = expand(quote!(::dagjoin;
+            a = fast_task_a();
+            b = slow_task_b(a);
+            sa = slow_task_a();
+            fb = fast_task_b();
+            c = fast_task_c(sa, fb);
+            end = end_task(b, c);
+            end
+        ));
+        assert!(!out.contains("Slot"), "{out}");
+        assert_eq!(out.matches("__private :: join (").count(), 2, "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn n_shape_uses_a_slot() {
+        let out = expand(quote!(::dagjoin; a = f(); b = g(); c = h(a, b); d = k(b); (c, d)));
+        assert_eq!(out.matches("Slot").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn errors_are_compile_errors() {
+        let out = expand(quote!(::dagjoin; a = f(b); b = g(a);));
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("dependency cycle"), "{out}");
+    }
+
+    #[test]
+    fn nests_wide_tuples() {
+        let items: Vec<TokenStream> = (0..40).map(|i| quote!(#i)).collect();
+        let out = nest(&items).to_string();
+        assert_eq!(out.matches('(').count(), 1 + 14, "{out}");
+    }
+
+    /// xorshift64*: deterministic, no dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % n as u64).unwrap()
+        }
+    }
+
+    /// Random and mutated token streams: the macro returns code or errors, never panics.
+    #[test]
+    fn never_panics_on_random_input() {
+        let seeds: Vec<TokenStream> = vec![
+            quote!(a = fast_task_a(); b = slow_task_b(a); sa = slow_task_a(); fb = fast_task_b(); c = fast_task_c(sa, fb); end = end_task(b, c); end),
+            quote!(#[spawn] a = f(&b)?; b = async move { g(a).await }; c = vec![a, b]; format!("{a} {}", c)),
+            quote!(a = { let x = b; x }; b = |c| c + a; c = match a { b => b, _ => c }; d = S { a, b: c.0 }; (a, &b)),
+            quote!(x = f(); y = g(x); z = h(x, y); w = k(z, x); w == 1),
+        ];
+        let vocabulary: Vec<TokenStream> = vec![
+            quote!(a),
+            quote!(b),
+            quote!(c),
+            quote!(=),
+            quote!(;),
+            quote!(,),
+            quote!(&),
+            quote!(?),
+            quote!(#[spawn]),
+            quote!(#[x(y)]),
+            quote!(()),
+            quote!({}),
+            quote!([]),
+            quote!(f(a)),
+            quote!(async),
+            quote!(move),
+            quote!(.await),
+            quote!(|x|),
+            quote!(==),
+            quote!(r#type),
+            quote!(1),
+            quote!("{a}"),
+            quote!(::),
+            quote!(!),
+            quote!(let),
+            quote!(_),
+            quote!(self),
+            quote!(fn),
+        ];
+        let mut rng = Rng(0xDEAD_BEEF);
+        for round in 0..3000 {
+            let mut tokens: Vec<proc_macro2::TokenTree> = if round % 3 == 0 {
+                (0..rng.below(30))
+                    .flat_map(|_| vocabulary[rng.below(vocabulary.len())].clone())
+                    .collect()
+            } else {
+                seeds[rng.below(seeds.len())].clone().into_iter().collect()
+            };
+            for _ in 0..rng.below(6) {
+                if tokens.is_empty() {
+                    break;
+                }
+                let at = rng.below(tokens.len());
+                match rng.below(3) {
+                    0 => {
+                        tokens.remove(at);
+                    }
+                    1 => tokens
+                        .splice(at..at, vocabulary[rng.below(vocabulary.len())].clone())
+                        .for_each(drop),
+                    _ => {
+                        let other = rng.below(tokens.len());
+                        tokens.swap(at, other);
+                    }
+                }
+            }
+            let body: TokenStream = tokens.into_iter().collect();
+            let input = quote!(::dagjoin; #body);
+            let out = std::panic::catch_unwind(|| dag(input.clone()));
+            assert!(out.is_ok(), "panicked on input: {input}");
+        }
+    }
+}

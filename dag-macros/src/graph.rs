@@ -1,0 +1,689 @@
+//! The model: nodes in source order, each with the nodes its expression uses.
+//!
+//! A node depends on every other node whose name appears in its expression as a variable:
+//! arguments, method receivers, closures, nested blocks and the arguments of macro calls,
+//! including names captured by a format string (`"{a}"`). A name bound inside the expression
+//! (a closure parameter, a `let`, a `match` arm) hides the node of the same name there.
+//! Every other identifier is an ordinary variable from the surrounding scope.
+
+use std::collections::BTreeMap;
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{quote, ToTokens};
+use syn::punctuated::Punctuated;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Attribute, Expr, Ident, Macro, Pat, Stmt, Token};
+
+use crate::parse::{Input, NodeStmt};
+
+/// Index of a node in source order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub usize);
+
+/// How a consumer uses a node's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Only through `&name`, a method call `name.m()`, a field `name.f` or an index `name[i]`:
+    /// the consumer can share the value.
+    Borrow,
+    /// By value somewhere: the consumer gets a value of its own (moved or cloned).
+    Own,
+}
+
+/// One use of node `node` by some consumer: the first place it is named, and how it is used.
+#[derive(Clone, Debug)]
+pub struct Use {
+    pub node: NodeId,
+    /// The identifier at the first reference site: where errors about this edge point.
+    pub site: Ident,
+    pub mode: Mode,
+    /// The name appears inside a format string (`"{a}"`), which cannot be rewritten.
+    pub in_format_string: bool,
+}
+
+pub struct Node {
+    pub name: Ident,
+    pub attrs: Vec<Attribute>,
+    pub expr: Expr,
+    /// Distinct nodes used, in order of first use.
+    pub uses: Vec<Use>,
+}
+
+pub struct Graph {
+    pub krate: TokenStream,
+    pub move_token: Option<Token![move]>,
+    pub nodes: Vec<Node>,
+    pub tail: Option<Expr>,
+    pub tail_uses: Vec<Use>,
+    /// First definition of each name.
+    pub names: BTreeMap<String, NodeId>,
+}
+
+impl Graph {
+    pub fn new(input: Input) -> Graph {
+        let mut names = BTreeMap::new();
+        for (i, node) in input.nodes.iter().enumerate() {
+            names.entry(unraw(&node.name)).or_insert(NodeId(i));
+        }
+        let nodes = input
+            .nodes
+            .into_iter()
+            .map(|NodeStmt { attrs, name, expr }| {
+                let uses = find_uses(&names, &expr);
+                Node {
+                    name,
+                    attrs,
+                    expr,
+                    uses,
+                }
+            })
+            .collect();
+        let tail_uses = input
+            .tail
+            .as_ref()
+            .map(|t| find_uses(&names, t))
+            .unwrap_or_default();
+        Graph {
+            krate: input.krate,
+            move_token: input.move_token,
+            nodes,
+            tail: input.tail,
+            tail_uses,
+            names,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// `deps[v]`: the distinct nodes `v` uses, excluding itself.
+    pub fn deps(&self) -> Vec<Vec<usize>> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(v, node)| {
+                let mut deps: Vec<usize> = node
+                    .uses
+                    .iter()
+                    .map(|u| u.node.0)
+                    .filter(|&d| d != v)
+                    .collect();
+                deps.sort_unstable();
+                deps.dedup();
+                deps
+            })
+            .collect()
+    }
+}
+
+/// A name as written, without `r#`.
+pub fn unraw(ident: &Ident) -> String {
+    let s = ident.to_string();
+    s.strip_prefix("r#").map_or(s.clone(), str::to_owned)
+}
+
+/// The uses of nodes in `expr`, one per node, in order of first appearance.
+pub fn find_uses(names: &BTreeMap<String, NodeId>, expr: &Expr) -> Vec<Use> {
+    let mut expr = expr.clone();
+    let mut refs = Refs::new(names, None);
+    refs.visit_expr_mut(&mut expr);
+    let mut uses: Vec<Use> = Vec::new();
+    for site in refs.sites {
+        match uses.iter_mut().find(|u| u.node == site.node) {
+            Some(u) => {
+                if site.mode == Mode::Own {
+                    u.mode = Mode::Own;
+                }
+                u.in_format_string |= site.in_format_string;
+            }
+            None => uses.push(Use {
+                node: site.node,
+                site: site.ident,
+                mode: site.mode,
+                in_format_string: site.in_format_string,
+            }),
+        }
+    }
+    uses
+}
+
+/// Replaces every reference to the nodes in `replace` inside `expr` by the given tokens.
+pub fn rewrite(
+    names: &BTreeMap<String, NodeId>,
+    expr: &Expr,
+    replace: &BTreeMap<NodeId, TokenStream>,
+) -> Expr {
+    let mut expr = expr.clone();
+    let mut refs = Refs::new(names, Some(replace));
+    refs.visit_expr_mut(&mut expr);
+    expr
+}
+
+struct Site {
+    node: NodeId,
+    ident: Ident,
+    mode: Mode,
+    in_format_string: bool,
+}
+
+/// Finds (and optionally rewrites) references to node names, minding names bound inside
+/// the expression.
+struct Refs<'a> {
+    names: &'a BTreeMap<String, NodeId>,
+    replace: Option<&'a BTreeMap<NodeId, TokenStream>>,
+    /// Names bound by patterns inside the expression, innermost scope last.
+    scopes: Vec<Vec<String>>,
+    sites: Vec<Site>,
+    /// Inside a `move` closure or an `async move` block, which take whatever they name.
+    moving: usize,
+}
+
+impl<'a> Refs<'a> {
+    fn new(
+        names: &'a BTreeMap<String, NodeId>,
+        replace: Option<&'a BTreeMap<NodeId, TokenStream>>,
+    ) -> Self {
+        Refs {
+            names,
+            replace,
+            scopes: Vec::new(),
+            sites: Vec::new(),
+            moving: 0,
+        }
+    }
+
+    fn resolve(&self, name: &str) -> Option<NodeId> {
+        if self
+            .scopes
+            .iter()
+            .any(|scope| scope.iter().any(|n| n == name))
+        {
+            return None;
+        }
+        self.names.get(name).copied()
+    }
+
+    /// If `expr` is a plain variable naming a node, records the site and, when rewriting,
+    /// replaces it. Returns whether it was one.
+    fn path_site(&mut self, expr: &mut Expr, mode: Mode) -> bool {
+        let Some(ident) = plain_ident(expr) else {
+            return false;
+        };
+        let Some(node) = self.resolve(&unraw(ident)) else {
+            return false;
+        };
+        let mode = if self.moving > 0 { Mode::Own } else { mode };
+        self.sites.push(Site {
+            node,
+            ident: ident.clone(),
+            mode,
+            in_format_string: false,
+        });
+        if let Some(tokens) = self.replace.and_then(|r| r.get(&node)) {
+            *expr = Expr::Verbatim(tokens.clone());
+        }
+        true
+    }
+
+    fn with_scope(&mut self, names: Vec<String>, f: impl FnOnce(&mut Self)) {
+        self.scopes.push(names);
+        f(self);
+        self.scopes.pop();
+    }
+
+    fn visit_macro(&mut self, mac: &mut Macro) {
+        let format_like = is_format_macro(mac);
+        // Most macros take comma-separated expressions (`vec!`, `format!`, `assert!`).
+        if let Ok(mut args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) {
+            for arg in &mut args {
+                match arg {
+                    // A named format argument `name = value`: `name` is not a variable.
+                    Expr::Assign(assign) if format_like && plain_ident(&assign.left).is_some() => {
+                        self.visit_expr_mut(&mut assign.right);
+                    }
+                    Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) if format_like => {
+                        let (value, span) = (s.value(), s.span());
+                        self.format_string(&value, span);
+                    }
+                    arg => self.visit_expr_mut(arg),
+                }
+            }
+            if self.replace.is_some() {
+                mac.tokens = args.to_token_stream();
+            }
+            return;
+        }
+        // Anything else: every identifier naming a node counts, except after `.` or `::`
+        // (fields, methods, paths) and before `::` or `!` (paths, macro names).
+        let tokens = std::mem::take(&mut mac.tokens);
+        mac.tokens = self.scan_tokens(tokens);
+    }
+
+    fn scan_tokens(&mut self, tokens: TokenStream) -> TokenStream {
+        let trees: Vec<TokenTree> = tokens.into_iter().collect();
+        let mut out = TokenStream::new();
+        for (i, tt) in trees.iter().enumerate() {
+            match tt {
+                TokenTree::Group(g) => {
+                    let inner = self.scan_tokens(g.stream());
+                    let mut group = proc_macro2::Group::new(g.delimiter(), inner);
+                    group.set_span(g.span());
+                    out.extend([TokenTree::Group(group)]);
+                }
+                TokenTree::Ident(ident) => {
+                    let prev = i.checked_sub(1).and_then(|j| trees.get(j));
+                    let after_dot_or_path = matches!(prev, Some(TokenTree::Punct(p)) if p.as_char() == '.' || p.as_char() == ':' || p.as_char() == '\'');
+                    let before_path_or_bang = matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!' || (p.as_char() == ':' && p.spacing() == proc_macro2::Spacing::Joint));
+                    let node = (!after_dot_or_path && !before_path_or_bang)
+                        .then(|| self.resolve(&unraw(ident)))
+                        .flatten();
+                    match node {
+                        Some(node) => {
+                            self.sites.push(Site {
+                                node,
+                                ident: ident.clone(),
+                                mode: Mode::Own,
+                                in_format_string: false,
+                            });
+                            match self.replace.and_then(|r| r.get(&node)) {
+                                Some(tokens) => out.extend(tokens.clone()),
+                                None => out.extend([tt.clone()]),
+                            }
+                        }
+                        None => out.extend([tt.clone()]),
+                    }
+                }
+                tt => out.extend([tt.clone()]),
+            }
+        }
+        out
+    }
+
+    /// Names captured by a format string: `{name}`, `{name:?}`, `{name:>width$}`.
+    fn format_string(&mut self, text: &str, span: Span) {
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            rest = &rest[open + 1..];
+            if let Some(stripped) = rest.strip_prefix('{') {
+                rest = stripped; // `{{` is a literal brace
+                continue;
+            }
+            let end = rest.find(['}', ':']).unwrap_or(rest.len());
+            let name = rest[..end].trim();
+            if let Some(node) = self.resolve(name) {
+                self.sites.push(Site {
+                    node,
+                    ident: Ident::new(name, span),
+                    mode: if self.moving > 0 {
+                        Mode::Own
+                    } else {
+                        Mode::Borrow
+                    },
+                    in_format_string: true,
+                });
+            }
+            // Width and precision arguments: `{:>width$}` `{:.prec$}`.
+            let spec_end = rest.find('}').unwrap_or(rest.len());
+            for part in
+                rest[end..spec_end].split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            {
+                if let Some(name) = part.strip_suffix('$') {
+                    if let Some(node) = self.resolve(name) {
+                        self.sites.push(Site {
+                            node,
+                            ident: Ident::new(name, span),
+                            mode: Mode::Borrow,
+                            in_format_string: true,
+                        });
+                    }
+                }
+            }
+            rest = &rest[spec_end.min(rest.len())..];
+        }
+    }
+}
+
+/// `name` as an expression: a single-segment path without generics.
+fn plain_ident(expr: &Expr) -> Option<&Ident> {
+    match expr {
+        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => p.path.get_ident(),
+        _ => None,
+    }
+}
+
+fn is_format_macro(mac: &Macro) -> bool {
+    const FORMAT_MACROS: &[&str] = &[
+        "format",
+        "format_args",
+        "print",
+        "println",
+        "eprint",
+        "eprintln",
+        "write",
+        "writeln",
+        "panic",
+        "assert",
+        "assert_eq",
+        "assert_ne",
+        "debug_assert",
+        "debug_assert_eq",
+        "debug_assert_ne",
+        "unreachable",
+        "todo",
+        "unimplemented",
+        "trace",
+        "debug",
+        "info",
+        "warn",
+        "error",
+        "bail",
+        "anyhow",
+        "ensure",
+        "format_err",
+    ];
+    mac.path
+        .segments
+        .last()
+        .is_some_and(|s| FORMAT_MACROS.iter().any(|m| s.ident == m))
+}
+
+/// Names bound by a pattern.
+fn pat_names(pat: &Pat) -> Vec<String> {
+    struct Names(Vec<String>);
+    impl<'ast> syn::visit::Visit<'ast> for Names {
+        fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
+            self.0.push(unraw(&p.ident));
+            syn::visit::visit_pat_ident(self, p);
+        }
+    }
+    let mut names = Names(Vec::new());
+    syn::visit::Visit::visit_pat(&mut names, pat);
+    names.0
+}
+
+/// Names bound by `let` patterns in an `if`/`while` condition (`if let`, let chains).
+fn cond_bindings(cond: &Expr, out: &mut Vec<String>) {
+    match cond {
+        Expr::Let(l) => out.extend(pat_names(&l.pat)),
+        Expr::Binary(b) if matches!(b.op, syn::BinOp::And(_)) => {
+            cond_bindings(&b.left, out);
+            cond_bindings(&b.right, out);
+        }
+        Expr::Paren(p) => cond_bindings(&p.expr, out),
+        _ => {}
+    }
+}
+
+impl VisitMut for Refs<'_> {
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        if self.path_site(expr, Mode::Own) {
+            return;
+        }
+        match expr {
+            Expr::Reference(r) if r.mutability.is_none() => {
+                if !self.path_site(&mut r.expr, Mode::Borrow) {
+                    self.visit_expr_mut(&mut r.expr);
+                }
+            }
+            Expr::MethodCall(m) => {
+                if !self.path_site(&mut m.receiver, Mode::Borrow) {
+                    self.visit_expr_mut(&mut m.receiver);
+                }
+                for arg in &mut m.args {
+                    self.visit_expr_mut(arg);
+                }
+            }
+            Expr::Field(f) => {
+                if !self.path_site(&mut f.base, Mode::Borrow) {
+                    self.visit_expr_mut(&mut f.base);
+                }
+            }
+            Expr::Index(i) => {
+                if !self.path_site(&mut i.expr, Mode::Borrow) {
+                    self.visit_expr_mut(&mut i.expr);
+                }
+                self.visit_expr_mut(&mut i.index);
+            }
+            Expr::Closure(c) => {
+                let names = c.inputs.iter().flat_map(pat_names).collect();
+                let moving = usize::from(c.capture.is_some());
+                self.moving += moving;
+                self.with_scope(names, |this| this.visit_expr_mut(&mut c.body));
+                self.moving -= moving;
+            }
+            Expr::Async(a) => {
+                let moving = usize::from(a.capture.is_some());
+                self.moving += moving;
+                self.visit_block_mut(&mut a.block);
+                self.moving -= moving;
+            }
+            Expr::ForLoop(f) => {
+                self.visit_expr_mut(&mut f.expr);
+                let names = pat_names(&f.pat);
+                self.with_scope(names, |this| this.visit_block_mut(&mut f.body));
+            }
+            Expr::If(i) => {
+                self.visit_expr_mut(&mut i.cond);
+                let mut names = Vec::new();
+                cond_bindings(&i.cond, &mut names);
+                self.with_scope(names, |this| this.visit_block_mut(&mut i.then_branch));
+                if let Some((_, else_branch)) = &mut i.else_branch {
+                    self.visit_expr_mut(else_branch);
+                }
+            }
+            Expr::While(w) => {
+                self.visit_expr_mut(&mut w.cond);
+                let mut names = Vec::new();
+                cond_bindings(&w.cond, &mut names);
+                self.with_scope(names, |this| this.visit_block_mut(&mut w.body));
+            }
+            Expr::Let(l) => self.visit_expr_mut(&mut l.expr),
+            Expr::Match(m) => {
+                self.visit_expr_mut(&mut m.expr);
+                for arm in &mut m.arms {
+                    let names = pat_names(&arm.pat);
+                    self.with_scope(names, |this| {
+                        if let Some((_, guard)) = &mut arm.guard {
+                            this.visit_expr_mut(guard);
+                        }
+                        this.visit_expr_mut(&mut arm.body);
+                    });
+                }
+            }
+            Expr::Macro(m) => self.visit_macro(&mut m.mac),
+            Expr::Struct(s) => {
+                for field in &mut s.fields {
+                    // `S { a }` is shorthand for `S { a: a }`; a rewrite needs the long form.
+                    let shorthand = field.colon_token.is_none();
+                    let before = self.sites.len();
+                    self.visit_expr_mut(&mut field.expr);
+                    if shorthand && self.replace.is_some() && self.sites.len() > before {
+                        field.colon_token = Some(<Token![:]>::default());
+                    }
+                }
+                if let Some(rest) = &mut s.rest {
+                    self.visit_expr_mut(rest);
+                }
+            }
+            _ => visit_mut::visit_expr_mut(self, expr),
+        }
+    }
+
+    fn visit_block_mut(&mut self, block: &mut syn::Block) {
+        self.scopes.push(Vec::new());
+        for stmt in &mut block.stmts {
+            match stmt {
+                Stmt::Local(local) => {
+                    if let Some(init) = &mut local.init {
+                        self.visit_expr_mut(&mut init.expr);
+                        if let Some((_, diverge)) = &mut init.diverge {
+                            self.visit_expr_mut(diverge);
+                        }
+                    }
+                    let names = pat_names(&local.pat);
+                    self.scopes.last_mut().expect("pushed above").extend(names);
+                }
+                // Items cannot capture local variables.
+                Stmt::Item(_) => {}
+                Stmt::Expr(expr, _) => self.visit_expr_mut(expr),
+                Stmt::Macro(m) => self.visit_macro(&mut m.mac),
+            }
+        }
+        self.scopes.pop();
+    }
+
+    // Types, patterns and items never name a node's value.
+    fn visit_type_mut(&mut self, _: &mut syn::Type) {}
+    fn visit_pat_mut(&mut self, _: &mut Pat) {}
+    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+}
+
+/// Tokens for a reference to a value through `r`: `(*r)`.
+pub fn deref_tokens(r: &Ident) -> TokenStream {
+    quote!((*#r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn names(list: &[&str]) -> BTreeMap<String, NodeId> {
+        list.iter()
+            .enumerate()
+            .map(|(i, n)| ((*n).to_owned(), NodeId(i)))
+            .collect()
+    }
+
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "called with `parse_quote!` values"
+    )]
+    fn uses(expr: Expr) -> Vec<(String, Mode)> {
+        let names = names(&["a", "b", "c", "d"]);
+        find_uses(&names, &expr)
+            .into_iter()
+            .map(|u| (u.site.to_string(), u.mode))
+            .collect()
+    }
+
+    #[test]
+    fn finds_arguments_receivers_closures_blocks() {
+        assert_eq!(
+            uses(parse_quote!(f(a, b))),
+            [("a".into(), Mode::Own), ("b".into(), Mode::Own)]
+        );
+        assert_eq!(uses(parse_quote!(a.len())), [("a".into(), Mode::Borrow)]);
+        assert_eq!(uses(parse_quote!(f(&a))), [("a".into(), Mode::Borrow)]);
+        assert_eq!(uses(parse_quote!(f(&a, a))), [("a".into(), Mode::Own)]);
+        assert_eq!(
+            uses(parse_quote!(async move { g(b).await })),
+            [("b".into(), Mode::Own)]
+        );
+        assert_eq!(
+            uses(parse_quote!(async { g(&b).await })),
+            [("b".into(), Mode::Borrow)]
+        );
+        assert_eq!(
+            uses(parse_quote!(async move { g(&b).await })),
+            [("b".into(), Mode::Own)]
+        );
+        assert_eq!(
+            uses(parse_quote!(move || c.len())),
+            [("c".into(), Mode::Own)]
+        );
+        assert_eq!(
+            uses(parse_quote!(items.map(|x| x + c))),
+            [("c".into(), Mode::Own)]
+        );
+        assert_eq!(
+            uses(parse_quote!({
+                let z = d;
+                z
+            })),
+            [("d".into(), Mode::Own)]
+        );
+        assert_eq!(
+            uses(parse_quote!(S { a, x: b.f })),
+            [("a".into(), Mode::Own), ("b".into(), Mode::Borrow)]
+        );
+    }
+
+    #[test]
+    fn names_bound_inside_hide_nodes() {
+        assert!(uses(parse_quote!(items.map(|a| a + 1))).is_empty());
+        assert!(uses(parse_quote!({
+            let b = 1;
+            b
+        }))
+        .is_empty());
+        assert_eq!(
+            uses(parse_quote!({
+                let b = b;
+                b
+            })),
+            [("b".into(), Mode::Own)]
+        );
+        assert!(uses(parse_quote!(match x {
+            Some(c) => c,
+            None => 0,
+        }))
+        .is_empty());
+        assert!(uses(parse_quote!(if let Some(d) = x { d } else { 0 })).is_empty());
+        assert!(uses(parse_quote!(for a in x {
+            a;
+        }))
+        .is_empty());
+    }
+
+    #[test]
+    fn paths_fields_and_methods_named_like_nodes_are_not_uses() {
+        assert!(uses(parse_quote!(a::f(x.b, y.c()))).is_empty());
+        assert!(uses(parse_quote!(<T>::a(x))).is_empty());
+    }
+
+    #[test]
+    fn finds_uses_inside_macros() {
+        assert_eq!(
+            uses(parse_quote!(vec![a, b])),
+            [("a".into(), Mode::Own), ("b".into(), Mode::Own)]
+        );
+        assert_eq!(
+            uses(parse_quote!(format!("{}", a))),
+            [("a".into(), Mode::Own)]
+        );
+        assert_eq!(
+            uses(parse_quote!(format!("{b} {c:?} {{a}}"))),
+            [("b".into(), Mode::Borrow), ("c".into(), Mode::Borrow)]
+        );
+        assert_eq!(
+            uses(parse_quote!(format!("{x}", x = d))),
+            [("d".into(), Mode::Own)]
+        );
+        // Not comma-separated expressions: scanned token by token.
+        assert_eq!(
+            uses(parse_quote!(m!(a => b.c; d::x))),
+            [("a".into(), Mode::Own), ("b".into(), Mode::Own)]
+        );
+    }
+
+    #[test]
+    fn rewrites_references() {
+        let names = names(&["a", "b"]);
+        let mut replace = BTreeMap::new();
+        replace.insert(NodeId(0), quote!((*r)));
+        let out = rewrite(
+            &names,
+            &parse_quote!(f(&a, a.len(), S { a }, vec![a], m!(a; b))),
+            &replace,
+        );
+        assert_eq!(
+            out.to_token_stream().to_string(),
+            quote!(f(&(*r), (*r).len(), S { a: (*r) }, vec![(*r)], m!((*r); b))).to_string()
+        );
+    }
+}

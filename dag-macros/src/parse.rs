@@ -1,0 +1,272 @@
+//! Syntax of a `dag!` body: statements `#[attr] name = EXPR;` and an optional trailing
+//! expression. Nothing here knows about dependencies; identifiers keep their spans so later
+//! errors point at the user's tokens.
+//!
+//! The body is split at its top-level `;` before anything is parsed, so one malformed
+//! statement does not hide the errors in the others.
+
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{Attribute, Expr, Ident, Token};
+
+/// A whole `dag!` invocation after the shim: the facade crate's path, then the body.
+pub struct Input {
+    /// Path to the `dagjoin` crate (`$crate` from the shim).
+    pub krate: TokenStream,
+    /// `move;` first in the body: the future owns what it captures, like `async move`.
+    pub move_token: Option<Token![move]>,
+    pub nodes: Vec<NodeStmt>,
+    pub tail: Option<Expr>,
+}
+
+/// `#[attr]* name = EXPR;`
+pub struct NodeStmt {
+    pub attrs: Vec<Attribute>,
+    pub name: Ident,
+    pub expr: Expr,
+}
+
+impl Parse for NodeStmt {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        if input.is_empty() {
+            return Err(
+                input.error("expected a node definition `name = expression;` after the attribute")
+            );
+        }
+        let name: Ident = match input.parse() {
+            Ok(name) => name,
+            Err(_) => return Err(not_a_statement(input)),
+        };
+        if input.peek(Token![==]) || !input.peek(Token![=]) {
+            let message = if input.is_empty() {
+                format!("expected `=` after node name `{name}`: write `{name} = expression;`")
+            } else {
+                return Err(not_a_statement_at(name.span(), input));
+            };
+            return Err(syn::Error::new(name.span(), message));
+        }
+        let eq: Token![=] = input.parse()?;
+        if input.is_empty() {
+            return Err(syn::Error::new(
+                eq.span,
+                format!("expected an expression after `{name} =`"),
+            ));
+        }
+        let expr: Expr = input.parse()?;
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the node's expression; expected `;`"));
+        }
+        Ok(NodeStmt { attrs, name, expr })
+    }
+}
+
+fn not_a_statement(input: ParseStream<'_>) -> syn::Error {
+    input.error("expected a node definition `name = expression;`")
+}
+
+fn not_a_statement_at(span: Span, _input: ParseStream<'_>) -> syn::Error {
+    syn::Error::new(span, "expected a node definition `name = expression;`")
+}
+
+/// Parses the input, collecting one error per malformed statement.
+pub fn parse(input: TokenStream) -> Result<Input, syn::Error> {
+    let mut tokens = input.into_iter().peekable();
+    // The shim passes `$crate;` first.
+    let mut krate = TokenStream::new();
+    loop {
+        match tokens.next() {
+            Some(TokenTree::Punct(p)) if p.as_char() == ';' => break,
+            Some(tt) => krate.extend([tt]),
+            None => {
+                return Err(syn::Error::new(
+                    Span::call_site(),
+                    "`dag_impl!` is called through `dagjoin::dag!`",
+                ))
+            }
+        }
+    }
+
+    let chunks = split_statements(tokens.collect());
+    let mut errors: Option<syn::Error> = None;
+    let mut push = |e: syn::Error| match &mut errors {
+        Some(all) => all.combine(e),
+        None => errors = Some(e),
+    };
+    let mut nodes = Vec::new();
+    let mut tail = None;
+    let mut move_token = None;
+    let count = chunks.len();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let last = i + 1 == count;
+        match chunk {
+            Chunk::Statement { tokens, .. } if is_move(&tokens) => {
+                let token: Token![move] = syn::parse2(tokens).expect("checked by is_move");
+                if !nodes.is_empty() {
+                    push(syn::Error::new(
+                        token.span,
+                        "`move;` must come first, before the nodes",
+                    ));
+                } else if move_token.is_some() {
+                    push(syn::Error::new(
+                        token.span,
+                        "`move;` is given more than once",
+                    ));
+                } else {
+                    move_token = Some(token);
+                }
+            }
+            Chunk::Statement { tokens, semi } => {
+                if tokens.is_empty() {
+                    push(syn::Error::new(
+                        semi,
+                        "unexpected `;`: expected `name = expression;`",
+                    ));
+                    continue;
+                }
+                match syn::parse2::<NodeStmt>(tokens) {
+                    Ok(node) => nodes.push(node),
+                    Err(e) => push(e),
+                }
+            }
+            Chunk::Tail(tokens) => {
+                debug_assert!(last);
+                if looks_like_node(&tokens) {
+                    let span = tokens
+                        .clone()
+                        .into_iter()
+                        .last()
+                        .map_or_else(Span::call_site, |t| t.span());
+                    match syn::parse2::<NodeStmt>(tokens) {
+                        Ok(node) => push(syn::Error::new(
+                            span,
+                            format!("expected `;` after the definition of node `{}`", node.name),
+                        )),
+                        Err(e) => push(e),
+                    }
+                    continue;
+                }
+                match syn::parse2::<Expr>(tokens) {
+                    Ok(expr) => tail = Some(expr),
+                    Err(e) => push(e),
+                }
+            }
+        }
+    }
+    match errors {
+        Some(e) => Err(e),
+        None => Ok(Input {
+            krate,
+            move_token,
+            nodes,
+            tail,
+        }),
+    }
+}
+
+enum Chunk {
+    Statement { tokens: TokenStream, semi: Span },
+    Tail(TokenStream),
+}
+
+/// Splits at top-level `;`. The text after the last `;`, if any, is the trailing expression.
+fn split_statements(tokens: TokenStream) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    let mut current = TokenStream::new();
+    for tt in tokens {
+        match tt {
+            TokenTree::Punct(p) if p.as_char() == ';' => {
+                chunks.push(Chunk::Statement {
+                    tokens: std::mem::take(&mut current),
+                    semi: p.span(),
+                });
+            }
+            tt => current.extend([tt]),
+        }
+    }
+    if !current.is_empty() {
+        chunks.push(Chunk::Tail(current));
+    }
+    chunks
+}
+
+fn is_move(tokens: &TokenStream) -> bool {
+    let mut iter = tokens.clone().into_iter();
+    matches!((iter.next(), iter.next()), (Some(TokenTree::Ident(i)), None) if i == "move")
+}
+
+/// Whether a chunk reads `#[..] name = ..` (and not `name == ..`), i.e. a node definition.
+fn looks_like_node(tokens: &TokenStream) -> bool {
+    let mut iter = tokens.clone().into_iter().peekable();
+    // Skip outer attributes.
+    while let Some(TokenTree::Punct(p)) = iter.peek() {
+        if p.as_char() != '#' {
+            break;
+        }
+        iter.next();
+        match iter.next() {
+            Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Bracket => {}
+            _ => return false,
+        }
+    }
+    let Some(TokenTree::Ident(_)) = iter.next() else {
+        return false;
+    };
+    // `name = ..`, but not `name == ..` or `name => ..`: those are expressions.
+    matches!(iter.next(), Some(TokenTree::Punct(eq)) if eq.as_char() == '=' && eq.spacing() == proc_macro2::Spacing::Alone)
+}
+
+/// The span of a whole expression, for `quote_spanned!`.
+pub fn expr_span(expr: &Expr) -> Span {
+    // `Spanned` joins first and last token spans on nightly and gives the first elsewhere.
+    expr.span()
+}
+
+/// The attribute's name for error messages, e.g. `spawn` for `#[spawn]`.
+pub fn attr_name(attr: &Attribute) -> String {
+    attr.path().to_token_stream().to_string().replace(' ', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    #[test]
+    fn parses_statements_and_tail() {
+        let input = parse(quote!(::dagjoin; a = f(); #[spawn] b = g(a); b)).unwrap();
+        assert_eq!(input.krate.to_string(), ":: dagjoin");
+        assert_eq!(input.nodes.len(), 2);
+        assert_eq!(input.nodes[0].name, "a");
+        assert_eq!(input.nodes[1].name, "b");
+        assert_eq!(input.nodes[1].attrs.len(), 1);
+        assert!(input.tail.is_some());
+    }
+
+    #[test]
+    fn empty_body() {
+        let input = parse(quote!(krate;)).unwrap();
+        assert!(input.nodes.is_empty());
+        assert!(input.tail.is_none());
+    }
+
+    #[test]
+    fn collects_one_error_per_bad_statement() {
+        let Err(err) = parse(quote!(k; a = ; 1 + 2; b = g(); c = h())) else {
+            panic!("expected errors");
+        };
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(messages[0].contains("expected an expression after `a =`"));
+        assert!(messages[1].contains("expected a node definition"));
+        assert!(messages[2].contains("expected `;` after the definition of node `c`"));
+    }
+
+    #[test]
+    fn comparison_tail_is_an_expression() {
+        let input = parse(quote!(k; a = f(); a == 1)).unwrap();
+        assert!(input.tail.is_some());
+    }
+}

@@ -1,0 +1,292 @@
+//! The `dag!` language: dependencies found anywhere in an expression, captured variables,
+//! laziness, the trailing expression, and how values reach their consumers.
+
+#![allow(
+    clippy::many_single_char_names,
+    reason = "node names in small test graphs"
+)]
+#![allow(
+    clippy::uninlined_format_args,
+    reason = "tests both kinds of format arguments"
+)]
+#![allow(clippy::unused_async, reason = "stand-ins for real async tasks")]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dagjoin::dag;
+use futures::executor::block_on;
+
+async fn val<T>(v: T) -> T {
+    v
+}
+
+#[test]
+fn empty_dag_is_unit() {
+    let out: () = block_on(dag! {});
+    assert_eq!(out, ());
+    let out = block_on(dag! { 7 });
+    assert_eq!(out, 7);
+}
+
+#[test]
+fn without_trailing_expression_the_output_is_unit() {
+    let ran = AtomicUsize::new(0);
+    let out: () = block_on(dag! {
+        a = async { ran.fetch_add(1, Ordering::SeqCst); 1 };
+        b = async { ran.fetch_add(a, Ordering::SeqCst); };
+    });
+    assert_eq!(out, ());
+    assert_eq!(ran.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn dependencies_anywhere_in_an_expression() {
+    struct S {
+        x: u32,
+    }
+    impl S {
+        async fn plus(&self, y: u32) -> u32 {
+            self.x + y
+        }
+    }
+    let out = block_on(dag! {
+        a = val(2u32);
+        s = val(S { x: 40 });
+        by_receiver = s.plus(a);
+        in_closure = val([3].iter().map(|k| a * k).sum::<u32>());
+        in_block = val({ let twice = a * 2; twice + 1 });
+        in_async = async { val(a).await + 100 };
+        in_vec = val(vec![a, in_closure]);
+        in_format = val(format!("{}-{a}-{in_block:>3}", by_receiver));
+        in_match = val(match in_async { 102 => "yes", _ => "no" });
+        (by_receiver, in_closure, in_block, in_async, in_vec, in_format, in_match)
+    });
+    assert_eq!(
+        out,
+        (42, 6, 5, 102, vec![2, 6], "42-2-  5".to_owned(), "yes")
+    );
+}
+
+#[test]
+fn captured_variables_are_parameters() {
+    let base = 10;
+    let name = String::from("n");
+    let out = block_on(dag! {
+        a = val(base + 1);
+        b = val(format!("{name}{a}"));
+        b
+    });
+    assert_eq!(out, "n11");
+    // Still usable: the dag borrowed it.
+    assert_eq!(name, "n");
+}
+
+#[test]
+fn a_closure_returning_a_dag_is_a_reusable_graph() {
+    let graph = |x: u64| {
+        dag! {
+            move;
+            a = val(x + 1);
+            b = val(x * 2);
+            c = val(a + b);
+            c
+        }
+    };
+    assert_eq!(block_on(graph(1)), 4);
+    assert_eq!(block_on(graph(10)), 31);
+}
+
+#[test]
+fn the_future_is_lazy() {
+    let ran = AtomicUsize::new(0);
+    let fut = dag! {
+        a = async { ran.fetch_add(1, Ordering::SeqCst) };
+        a
+    };
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "nothing runs before the first poll"
+    );
+    block_on(fut);
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn names_bound_inside_an_expression_hide_nodes() {
+    let out = block_on(dag! {
+        a = val(1);
+        b = val([10, 20].iter().map(|a| a + 1).sum::<i32>());
+        c = val(a + b);
+        c
+    });
+    assert_eq!(out, 33);
+}
+
+/// Counts clones, so tests can see which consumers got a copy.
+#[derive(Debug)]
+struct Counted {
+    value: u32,
+    clones: Arc<AtomicUsize>,
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.clones.fetch_add(1, Ordering::SeqCst);
+        Counted {
+            value: self.value,
+            clones: self.clones.clone(),
+        }
+    }
+}
+
+fn counted(value: u32) -> (Counted, Arc<AtomicUsize>) {
+    let clones = Arc::new(AtomicUsize::new(0));
+    (
+        Counted {
+            value,
+            clones: clones.clone(),
+        },
+        clones,
+    )
+}
+
+async fn consume(c: Counted) -> u32 {
+    c.value
+}
+
+async fn inspect(c: &Counted) -> u32 {
+    c.value
+}
+
+#[test]
+fn a_value_used_once_is_moved() {
+    let (x, clones) = counted(5);
+    let out = block_on(dag! {
+        a = val(x);
+        b = consume(a);
+        b
+    });
+    assert_eq!(out, 5);
+    assert_eq!(clones.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_value_used_by_several_consumers_is_cloned_for_all_but_one() {
+    let (x, clones) = counted(5);
+    let out = block_on(dag! {
+        a = val(x);
+        b = consume(a);
+        c = consume(a);
+        d = consume(a);
+        b + c + d
+    });
+    assert_eq!(out, 15);
+    assert_eq!(clones.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn borrowing_does_not_clone() {
+    let (x, clones) = counted(5);
+    let out = block_on(dag! {
+        a = val(x);
+        b = inspect(&a);
+        c = inspect(&a);
+        len = val(a.value);
+        b + c + len
+    });
+    assert_eq!(out, 15);
+    assert_eq!(clones.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_value_borrowed_then_moved_is_not_cloned() {
+    let (x, clones) = counted(5);
+    let out = block_on(dag! {
+        a = val(x);
+        b = inspect(&a);
+        c = async move { consume(a).await + b };
+        c
+    });
+    assert_eq!(out, 10);
+    assert_eq!(
+        clones.load(Ordering::SeqCst),
+        0,
+        "c runs after b, so it can take the value"
+    );
+}
+
+#[test]
+fn a_value_borrowed_and_moved_concurrently_is_cloned_for_the_mover() {
+    let (x, clones) = counted(5);
+    let out = block_on(dag! {
+        a = val(x);
+        b = inspect(&a);
+        c = consume(a);
+        (b, c, a.value)
+    });
+    assert_eq!(out, (5, 5, 5));
+    assert_eq!(clones.load(Ordering::SeqCst), 1);
+}
+
+/// Not `Clone`: only works if every consumer but one borrows, and the mover is last.
+struct Unique(u32);
+
+#[test]
+fn values_that_are_not_clone_can_be_borrowed_and_moved_last() {
+    let out = block_on(dag! {
+        a = val(Unique(3));
+        b = val(a.0 + 1);
+        c = val(&a.0 + 2);
+        a
+    });
+    assert_eq!(out.0, 3);
+}
+
+#[test]
+fn values_read_through_slots_are_cloned_moved_and_borrowed() {
+    // a->c, b->c, b->d is not series-parallel: some value travels through a slot.
+    let (x, clones_a) = counted(1);
+    let (y, clones_b) = counted(2);
+    let out = block_on(dag! {
+        a = val(x);
+        b = val(y);
+        c = async { consume(a).await + inspect(&b).await };
+        d = consume(b);
+        e = inspect(&b);
+        (c, d, e)
+    });
+    assert_eq!(out, (3, 2, 2));
+    assert_eq!(clones_a.load(Ordering::SeqCst), 0);
+    // `d` needs its own `b` while `c` and `e` borrow it.
+    assert_eq!(clones_b.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn into_future_values_work() {
+    struct Ready(u8);
+    impl std::future::IntoFuture for Ready {
+        type Output = u8;
+        type IntoFuture = std::future::Ready<u8>;
+        fn into_future(self) -> Self::IntoFuture {
+            std::future::ready(self.0)
+        }
+    }
+    let out = block_on(dag! {
+        a = Ready(1);
+        b = Ready(a + 1);
+        b
+    });
+    assert_eq!(out, 2);
+}
+
+#[test]
+fn raw_identifiers_are_node_names() {
+    let out = block_on(dag! {
+        r#type = val(1);
+        r#loop = val(r#type + 1);
+        r#loop
+    });
+    assert_eq!(out, 2);
+}

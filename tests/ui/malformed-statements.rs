@@ -1,0 +1,11 @@
+async fn f(x: u32) -> u32 { x }
+
+fn main() {
+    let _ = dagjoin::dag! {
+        a = ;
+        f(1);
+        b f(2);
+        c = f(3) f(4);
+        d = f(5)
+    };
+}
