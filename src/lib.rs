@@ -133,5 +133,9 @@ macro_rules! dag {
 #[doc(hidden)]
 pub mod __private {
     pub use dag_macros::dag_impl;
-    pub use dag_runtime::{branch, join, join_wide, Slot};
+    #[cfg(feature = "anyhow")]
+    pub use dag_runtime::{anyhow, node_error};
+    pub use dag_runtime::{branch, join, join_wide, try_join, try_join_wide, Slot};
+    #[cfg(feature = "tokio")]
+    pub use dag_runtime::{spawn, spawn_blocking};
 }

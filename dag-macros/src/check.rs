@@ -6,7 +6,7 @@ use std::fmt::Display;
 
 use proc_macro2::Span;
 
-use crate::graph::{unraw, Graph, NodeId};
+use crate::graph::{unraw, Graph, NodeId, Placement};
 
 /// Collects errors, as `serde_derive` does. It must be consumed by [`Ctxt::check`]: dropping it
 /// with errors unchecked is a bug in the macro.
@@ -60,6 +60,8 @@ impl Drop for Ctxt {
 pub fn check(cx: &Ctxt, graph: &Graph) {
     duplicate_names(cx, graph);
     attributes(cx, graph);
+    spawned_borrows(cx, graph);
+    error_option(cx, graph);
     self_dependency(cx, graph);
     cycles(cx, graph);
 }
@@ -80,20 +82,105 @@ fn duplicate_names(cx: &Ctxt, graph: &Graph) {
     }
 }
 
-// Nodes take no attributes yet.
+// A node takes at most one placement attribute, `#[spawn]` or `#[blocking]`, without
+// arguments; there are no other attributes.
 fn attributes(cx: &Ctxt, graph: &Graph) {
     for node in &graph.nodes {
+        let mut placement: Option<String> = None;
         for attr in &node.attrs {
-            cx.error_spanned(
-                attr.path()
-                    .segments
-                    .first()
-                    .map_or_else(Span::call_site, |s| s.ident.span()),
-                format!(
-                    "unknown attribute `{}` on node `{}`: `dag!` nodes take no attributes",
-                    crate::parse::attr_name(attr),
-                    unraw(&node.name)
+            let name = crate::parse::attr_name(attr);
+            let span = attr
+                .path()
+                .segments
+                .first()
+                .map_or_else(Span::call_site, |s| s.ident.span());
+            if name != "spawn" && name != "blocking" {
+                cx.error_spanned(
+                    span,
+                    format!(
+                        "unknown attribute `{name}` on node `{}`: the attributes are `#[spawn]` (run as its own tokio task) and `#[blocking]` (run a synchronous expression on the blocking pool)",
+                        unraw(&node.name)
+                    ),
+                );
+                continue;
+            }
+            if let Err(e) = attr.meta.require_path_only() {
+                cx.error_spanned(e.span(), format!("`#[{name}]` takes no arguments"));
+                continue;
+            }
+            match &placement {
+                Some(first) if *first == name => {
+                    cx.error_spanned(span, format!("`#[{name}]` is given more than once"));
+                }
+                Some(first) => cx.error_spanned(
+                    span,
+                    format!(
+                        "node `{}` cannot be both `#[{first}]` and `#[{name}]`: choose one",
+                        unraw(&node.name)
+                    ),
                 ),
+                None => placement = Some(name),
+            }
+        }
+    }
+    if let Some(tail) = &graph.tail {
+        if let Some(attr) = expr_attrs(tail).first() {
+            cx.error_spanned(
+                attr.pound_token.span,
+                "attributes go on node statements, not on the trailing expression",
+            );
+        }
+    }
+}
+
+fn expr_attrs(expr: &syn::Expr) -> &[syn::Attribute] {
+    use syn::Expr;
+    match expr {
+        Expr::Array(e) => &e.attrs,
+        Expr::Call(e) => &e.attrs,
+        Expr::MethodCall(e) => &e.attrs,
+        Expr::Path(e) => &e.attrs,
+        Expr::Tuple(e) => &e.attrs,
+        Expr::Macro(e) => &e.attrs,
+        Expr::Block(e) => &e.attrs,
+        Expr::Async(e) => &e.attrs,
+        Expr::Lit(e) => &e.attrs,
+        Expr::Binary(e) => &e.attrs,
+        Expr::Await(e) => &e.attrs,
+        _ => &[],
+    }
+}
+
+// A spawned node runs as its own task, which cannot borrow from the graph: `&name` in it is
+// an error at the borrow.
+fn spawned_borrows(cx: &Ctxt, graph: &Graph) {
+    for node in graph
+        .nodes
+        .iter()
+        .filter(|n| n.placement == Placement::Spawn)
+    {
+        for u in &node.uses {
+            if let Some(site) = &u.ref_site {
+                let used = unraw(&graph.nodes[u.node.0].name);
+                cx.error_spanned(
+                    site.span(),
+                    format!(
+                        "`#[spawn]` node `{}` cannot borrow `{used}`: a spawned task must own what it uses; pass `{used}` by value, clone it, or share it through an `Arc`",
+                        unraw(&node.name)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+// `type Error = ..;` only means something for a graph with fallible (`?`) nodes.
+fn error_option(cx: &Ctxt, graph: &Graph) {
+    if let Some(option) = &graph.error_type {
+        if !graph.fallible() {
+            cx.error_spanned(
+                option.type_token.span,
+                "`type Error` needs at least one fallible node (`name = expression?;`); without one the graph cannot fail",
             );
         }
     }
@@ -106,7 +193,7 @@ fn self_dependency(cx: &Ctxt, graph: &Graph) {
             cx.error_spanned(
                 u.site.span(),
                 format!(
-                    "node `{}` uses its own value; a node can only use other nodes",
+                    "node `{0}` uses its own value; a node can only use other nodes (for a variable named `{0}` from outside the graph, rename the node)",
                     unraw(&node.name)
                 ),
             );

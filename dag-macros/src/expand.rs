@@ -37,7 +37,7 @@ use syn::spanned::Spanned;
 use syn::Ident;
 
 use crate::check::{self, Ctxt};
-use crate::graph::{self, unraw, Graph, Mode, NodeId};
+use crate::graph::{self, unraw, Graph, Mode, NodeId, Placement};
 use crate::parse;
 use crate::plan::{self, Plan};
 
@@ -139,12 +139,43 @@ impl<'a> Expander<'a> {
         let body = self.seq(&stages, &[], true);
         let tail = self.tail();
         let move_token = &self.graph.move_token;
+        let output = if self.graph.fallible() {
+            let error = self.error_type();
+            let tail = if tail.is_empty() {
+                quote!(())
+            } else {
+                quote!({ #tail })
+            };
+            quote!(::core::result::Result::<_, #error>::Ok(#tail))
+        } else {
+            tail
+        };
         quote! {
             async #move_token {
                 #slots
                 #body
-                #tail
+                #output
             }
+        }
+    }
+
+    /// The error type of a fallible graph.
+    fn error_type(&self) -> TokenStream {
+        let krate = self.krate;
+        if let Some(option) = &self.graph.error_type {
+            quote::ToTokens::to_token_stream(&option.ty)
+        } else {
+            quote!(#krate::__private::anyhow::Error)
+        }
+    }
+
+    /// `Ok::<_, E>(value)` in a fallible graph, else `value`.
+    fn ok(&self, value: TokenStream) -> TokenStream {
+        if self.graph.fallible() {
+            let error = self.error_type();
+            quote!(::core::result::Result::<_, #error>::Ok(#value))
+        } else {
+            value
         }
     }
 
@@ -211,7 +242,8 @@ impl<'a> Expander<'a> {
             // `..; let v = (EXPR).await; v`.
             if let (Plan::Node(v), [export], false) = (stage, exports, top) {
                 if i + 1 == stages.len() && v == export && !self.in_slot[*v] {
-                    out.extend(self.awaited(*v));
+                    let value = self.awaited(*v);
+                    out.extend(self.ok(value));
                     return out;
                 }
             }
@@ -231,8 +263,9 @@ impl<'a> Expander<'a> {
                 out.extend(self.distribute(p, &stage_of, exports, top));
             }
         }
-        if !top && !exports.is_empty() {
-            out.extend(self.values(exports));
+        if !top && (!exports.is_empty() || self.graph.fallible()) {
+            let values = self.values(exports);
+            out.extend(self.ok(values));
         }
         out
     }
@@ -379,15 +412,24 @@ impl<'a> Expander<'a> {
         match part {
             Plan::Node(v) => {
                 let v = *v;
-                let (prelude, expr) = self.node_code(v);
                 let span = parse::expr_span(&self.graph.nodes[v].expr);
                 let future = if self.in_slot[v] {
                     let slot = self.slot(v);
-                    quote_spanned!(span=> async { #prelude #slot.set((#expr).await) })
-                } else if prelude.is_empty() {
-                    expr
+                    let value = self.awaited(v);
+                    let done = self.ok(quote!(()));
+                    quote_spanned!(span=> async { #slot.set(#value); #done })
+                } else if self.graph.fallible() {
+                    let value = self.awaited(v);
+                    let value = self.ok(value);
+                    quote_spanned!(span=> async { #value })
                 } else {
-                    quote_spanned!(span=> async { #prelude (#expr).await })
+                    let (prelude, expr) = self.node_code(v);
+                    let future = self.placed(v, &expr);
+                    if prelude.is_empty() {
+                        future
+                    } else {
+                        quote_spanned!(span=> async { #prelude (#future).await })
+                    }
                 };
                 quote_spanned!(span=> #krate::__private::branch(#future))
             }
@@ -402,23 +444,54 @@ impl<'a> Expander<'a> {
     /// `let (patterns..) = join((branches..)).await;`, nesting tuples for wide joins.
     fn join(&self, branches: &[TokenStream], patterns: &[TokenStream]) -> TokenStream {
         let krate = self.krate;
-        let function = if branches.len() > FLAT_JOIN_LIMIT {
-            quote!(join_wide)
-        } else {
-            quote!(join)
+        let wide = branches.len() > FLAT_JOIN_LIMIT;
+        let fallible = self.graph.fallible();
+        let function = match (fallible, wide) {
+            (false, false) => quote!(join),
+            (false, true) => quote!(join_wide),
+            (true, false) => quote!(try_join),
+            (true, true) => quote!(try_join_wide),
         };
+        let question = fallible.then(|| quote!(?));
         let branches = nest(branches);
         let pattern = nest(patterns);
         quote! {
-            let #pattern = #krate::__private::#function(#branches).await;
+            let #pattern = #krate::__private::#function(#branches).await #question;
         }
     }
 
-    /// A node's value: `{ prelude; (EXPR).await }`.
+    /// The future a node runs, given its expression: the expression itself, or the
+    /// expression spawned as a task or run on the blocking pool.
+    fn placed(&self, v: usize, expr: &TokenStream) -> TokenStream {
+        let krate = self.krate;
+        let span = parse::expr_span(&self.graph.nodes[v].expr);
+        match self.graph.nodes[v].placement {
+            Placement::Inline => expr.clone(),
+            Placement::Spawn => quote_spanned!(span=> #krate::__private::spawn(#expr)),
+            Placement::Blocking => {
+                quote_spanned!(span=> #krate::__private::spawn_blocking(move || #expr))
+            }
+        }
+    }
+
+    /// A node's value: `{ prelude; (EXPR).await }`, with the error converted and returned
+    /// for a fallible node.
     fn awaited(&mut self, v: usize) -> TokenStream {
         let (prelude, expr) = self.node_code(v);
-        let span = parse::expr_span(&self.graph.nodes[v].expr);
-        let value = quote_spanned!(span=> (#expr).await);
+        let node = &self.graph.nodes[v];
+        let span = parse::expr_span(&node.expr);
+        let future = self.placed(v, &expr);
+        let mut value = quote_spanned!(span=> (#future).await);
+        if let Some(question) = node.question {
+            let krate = self.krate;
+            let span = question.span;
+            let name = unraw(&node.name);
+            value = if self.graph.error_type.is_some() {
+                quote_spanned!(span=> #value?)
+            } else {
+                quote_spanned!(span=> ::core::result::Result::map_err(#value, |e| #krate::__private::node_error(e, #name))?)
+            };
+        }
         if prelude.is_empty() {
             value
         } else {

@@ -39,12 +39,28 @@ pub struct Use {
     pub mode: Mode,
     /// The name appears inside a format string (`"{a}"`), which cannot be rewritten.
     pub in_format_string: bool,
+    /// The first `&name` outside any `move` closure or `async move` block: a borrow that
+    /// must outlive the consumer's evaluation.
+    pub ref_site: Option<Ident>,
+}
+
+/// Where a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Polled on the graph's own task.
+    Inline,
+    /// `#[spawn]`: its own tokio task.
+    Spawn,
+    /// `#[blocking]`: a synchronous expression on tokio's blocking pool.
+    Blocking,
 }
 
 pub struct Node {
     pub name: Ident,
     pub attrs: Vec<Attribute>,
+    pub placement: Placement,
     pub expr: Expr,
+    pub question: Option<Token![?]>,
     /// Distinct nodes used, in order of first use.
     pub uses: Vec<Use>,
 }
@@ -52,6 +68,7 @@ pub struct Node {
 pub struct Graph {
     pub krate: TokenStream,
     pub move_token: Option<Token![move]>,
+    pub error_type: Option<crate::parse::ErrorOption>,
     pub nodes: Vec<Node>,
     pub tail: Option<Expr>,
     pub tail_uses: Vec<Use>,
@@ -68,15 +85,31 @@ impl Graph {
         let nodes = input
             .nodes
             .into_iter()
-            .map(|NodeStmt { attrs, name, expr }| {
-                let uses = find_uses(&names, &expr);
-                Node {
-                    name,
-                    attrs,
-                    expr,
-                    uses,
-                }
-            })
+            .map(
+                |NodeStmt {
+                     attrs,
+                     name,
+                     expr,
+                     question,
+                 }| {
+                    let placement = placement(&attrs);
+                    let mut uses = find_uses(&names, &expr);
+                    if placement == Placement::Blocking {
+                        // The closure run on the blocking pool is `move`: it owns what it names.
+                        for u in &mut uses {
+                            u.mode = Mode::Own;
+                        }
+                    }
+                    Node {
+                        name,
+                        attrs,
+                        placement,
+                        expr,
+                        question,
+                        uses,
+                    }
+                },
+            )
             .collect();
         let tail_uses = input
             .tail
@@ -86,11 +119,17 @@ impl Graph {
         Graph {
             krate: input.krate,
             move_token: input.move_token,
+            error_type: input.error_type,
             nodes,
             tail: input.tail,
             tail_uses,
             names,
         }
+    }
+
+    /// Whether any node has `?`: the graph then resolves to a `Result`.
+    pub fn fallible(&self) -> bool {
+        self.nodes.iter().any(|n| n.question.is_some())
     }
 
     pub fn len(&self) -> usize {
@@ -117,6 +156,19 @@ impl Graph {
     }
 }
 
+/// The placement the attributes ask for; `check` reports attributes that are not valid.
+fn placement(attrs: &[Attribute]) -> Placement {
+    attrs.iter().fold(Placement::Inline, |placement, attr| {
+        if attr.path().is_ident("spawn") {
+            Placement::Spawn
+        } else if attr.path().is_ident("blocking") {
+            Placement::Blocking
+        } else {
+            placement
+        }
+    })
+}
+
 /// A name as written, without `r#`.
 pub fn unraw(ident: &Ident) -> String {
     let s = ident.to_string();
@@ -136,12 +188,16 @@ pub fn find_uses(names: &BTreeMap<String, NodeId>, expr: &Expr) -> Vec<Use> {
                     u.mode = Mode::Own;
                 }
                 u.in_format_string |= site.in_format_string;
+                if u.ref_site.is_none() && site.explicit_ref {
+                    u.ref_site = Some(site.ident);
+                }
             }
             None => uses.push(Use {
                 node: site.node,
-                site: site.ident,
                 mode: site.mode,
                 in_format_string: site.in_format_string,
+                ref_site: site.explicit_ref.then(|| site.ident.clone()),
+                site: site.ident,
             }),
         }
     }
@@ -165,6 +221,7 @@ struct Site {
     ident: Ident,
     mode: Mode,
     in_format_string: bool,
+    explicit_ref: bool,
 }
 
 /// Finds (and optionally rewrites) references to node names, minding names bound inside
@@ -206,7 +263,7 @@ impl<'a> Refs<'a> {
 
     /// If `expr` is a plain variable naming a node, records the site and, when rewriting,
     /// replaces it. Returns whether it was one.
-    fn path_site(&mut self, expr: &mut Expr, mode: Mode) -> bool {
+    fn path_site(&mut self, expr: &mut Expr, mode: Mode, explicit_ref: bool) -> bool {
         let Some(ident) = plain_ident(expr) else {
             return false;
         };
@@ -219,6 +276,7 @@ impl<'a> Refs<'a> {
             ident: ident.clone(),
             mode,
             in_format_string: false,
+            explicit_ref: explicit_ref && self.moving == 0,
         });
         if let Some(tokens) = self.replace.and_then(|r| r.get(&node)) {
             *expr = Expr::Verbatim(tokens.clone());
@@ -288,6 +346,7 @@ impl<'a> Refs<'a> {
                                 ident: ident.clone(),
                                 mode: Mode::Own,
                                 in_format_string: false,
+                                explicit_ref: false,
                             });
                             match self.replace.and_then(|r| r.get(&node)) {
                                 Some(tokens) => out.extend(tokens.clone()),
@@ -324,6 +383,7 @@ impl<'a> Refs<'a> {
                         Mode::Borrow
                     },
                     in_format_string: true,
+                    explicit_ref: false,
                 });
             }
             // Width and precision arguments: `{:>width$}` `{:.prec$}`.
@@ -338,6 +398,7 @@ impl<'a> Refs<'a> {
                             ident: Ident::new(name, span),
                             mode: Mode::Borrow,
                             in_format_string: true,
+                            explicit_ref: false,
                         });
                     }
                 }
@@ -420,17 +481,25 @@ fn cond_bindings(cond: &Expr, out: &mut Vec<String>) {
 
 impl VisitMut for Refs<'_> {
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
-        if self.path_site(expr, Mode::Own) {
+        if self.path_site(expr, Mode::Own, false) {
             return;
         }
         match expr {
             Expr::Reference(r) if r.mutability.is_none() => {
-                if !self.path_site(&mut r.expr, Mode::Borrow) {
+                if !self.path_site(&mut r.expr, Mode::Borrow, true) {
                     self.visit_expr_mut(&mut r.expr);
                 }
             }
+            // `name(..)` calls a function or closure from the surrounding scope, even when a
+            // node has the same name (`fetch_user = fetch_user(id)?;`); a node holding a
+            // closure is called as `(name)(..)`.
+            Expr::Call(c) if plain_ident(&c.func).is_some() => {
+                for arg in &mut c.args {
+                    self.visit_expr_mut(arg);
+                }
+            }
             Expr::MethodCall(m) => {
-                if !self.path_site(&mut m.receiver, Mode::Borrow) {
+                if !self.path_site(&mut m.receiver, Mode::Borrow, false) {
                     self.visit_expr_mut(&mut m.receiver);
                 }
                 for arg in &mut m.args {
@@ -438,12 +507,12 @@ impl VisitMut for Refs<'_> {
                 }
             }
             Expr::Field(f) => {
-                if !self.path_site(&mut f.base, Mode::Borrow) {
+                if !self.path_site(&mut f.base, Mode::Borrow, false) {
                     self.visit_expr_mut(&mut f.base);
                 }
             }
             Expr::Index(i) => {
-                if !self.path_site(&mut i.expr, Mode::Borrow) {
+                if !self.path_site(&mut i.expr, Mode::Borrow, false) {
                     self.visit_expr_mut(&mut i.expr);
                 }
                 self.visit_expr_mut(&mut i.index);
@@ -643,6 +712,14 @@ mod tests {
     #[test]
     fn paths_fields_and_methods_named_like_nodes_are_not_uses() {
         assert!(uses(parse_quote!(a::f(x.b, y.c()))).is_empty());
+        assert!(
+            uses(parse_quote!(a(1))).is_empty(),
+            "a function named like a node"
+        );
+        assert_eq!(
+            uses(parse_quote!((a)(b))),
+            [("a".into(), Mode::Own), ("b".into(), Mode::Own)]
+        );
         assert!(uses(parse_quote!(<T>::a(x))).is_empty());
     }
 

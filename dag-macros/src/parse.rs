@@ -17,15 +17,41 @@ pub struct Input {
     pub krate: TokenStream,
     /// `move;` first in the body: the future owns what it captures, like `async move`.
     pub move_token: Option<Token![move]>,
+    /// `type Error = Ty;` first in the body: the error type of a fallible graph.
+    pub error_type: Option<ErrorOption>,
     pub nodes: Vec<NodeStmt>,
     pub tail: Option<Expr>,
 }
 
-/// `#[attr]* name = EXPR;`
+/// `type Error = Ty;`
+pub struct ErrorOption {
+    pub type_token: Token![type],
+    pub ty: syn::Type,
+}
+
+impl Parse for ErrorOption {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let type_token: Token![type] = input.parse()?;
+        let name: Ident = input.parse()?;
+        if name != "Error" {
+            return Err(syn::Error::new(
+                name.span(),
+                format!("unknown option `type {name}`: the option is `type Error = YourError;`"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let ty = input.parse()?;
+        Ok(ErrorOption { type_token, ty })
+    }
+}
+
+/// `#[attr]* name = EXPR;` or `#[attr]* name = EXPR?;`
 pub struct NodeStmt {
     pub attrs: Vec<Attribute>,
     pub name: Ident,
     pub expr: Expr,
+    /// The `?` of a fallible node, taken off its expression.
+    pub question: Option<Token![?]>,
 }
 
 impl Parse for NodeStmt {
@@ -59,7 +85,16 @@ impl Parse for NodeStmt {
         if !input.is_empty() {
             return Err(input.error("unexpected tokens after the node's expression; expected `;`"));
         }
-        Ok(NodeStmt { attrs, name, expr })
+        let (expr, question) = match expr {
+            Expr::Try(t) if t.attrs.is_empty() => (*t.expr, Some(t.question_token)),
+            expr => (expr, None),
+        };
+        Ok(NodeStmt {
+            attrs,
+            name,
+            expr,
+            question,
+        })
     }
 }
 
@@ -98,6 +133,7 @@ pub fn parse(input: TokenStream) -> Result<Input, syn::Error> {
     let mut nodes = Vec::new();
     let mut tail = None;
     let mut move_token = None;
+    let mut error_type: Option<ErrorOption> = None;
     let count = chunks.len();
     for (i, chunk) in chunks.into_iter().enumerate() {
         let last = i + 1 == count;
@@ -118,6 +154,27 @@ pub fn parse(input: TokenStream) -> Result<Input, syn::Error> {
                     move_token = Some(token);
                 }
             }
+            Chunk::Statement { tokens, .. } if starts_with_type(&tokens) => {
+                match syn::parse2::<ErrorOption>(tokens) {
+                    Ok(option) => {
+                        let span = option.type_token.span;
+                        if !nodes.is_empty() {
+                            push(syn::Error::new(
+                                span,
+                                "`type Error = ..;` must come first, before the nodes",
+                            ));
+                        } else if error_type.is_some() {
+                            push(syn::Error::new(
+                                span,
+                                "`type Error` is given more than once",
+                            ));
+                        } else {
+                            error_type = Some(option);
+                        }
+                    }
+                    Err(e) => push(e),
+                }
+            }
             Chunk::Statement { tokens, semi } => {
                 if tokens.is_empty() {
                     push(syn::Error::new(
@@ -133,22 +190,7 @@ pub fn parse(input: TokenStream) -> Result<Input, syn::Error> {
             }
             Chunk::Tail(tokens) => {
                 debug_assert!(last);
-                if looks_like_node(&tokens) {
-                    let span = tokens
-                        .clone()
-                        .into_iter()
-                        .last()
-                        .map_or_else(Span::call_site, |t| t.span());
-                    match syn::parse2::<NodeStmt>(tokens) {
-                        Ok(node) => push(syn::Error::new(
-                            span,
-                            format!("expected `;` after the definition of node `{}`", node.name),
-                        )),
-                        Err(e) => push(e),
-                    }
-                    continue;
-                }
-                match syn::parse2::<Expr>(tokens) {
+                match parse_tail(tokens) {
                     Ok(expr) => tail = Some(expr),
                     Err(e) => push(e),
                 }
@@ -160,10 +202,28 @@ pub fn parse(input: TokenStream) -> Result<Input, syn::Error> {
         None => Ok(Input {
             krate,
             move_token,
+            error_type,
             nodes,
             tail,
         }),
     }
+}
+
+/// The trailing expression; a node definition without its `;` is an error.
+fn parse_tail(tokens: TokenStream) -> syn::Result<Expr> {
+    if looks_like_node(&tokens) {
+        let span = tokens
+            .clone()
+            .into_iter()
+            .last()
+            .map_or_else(Span::call_site, |t| t.span());
+        let node = syn::parse2::<NodeStmt>(tokens)?;
+        return Err(syn::Error::new(
+            span,
+            format!("expected `;` after the definition of node `{}`", node.name),
+        ));
+    }
+    syn::parse2::<Expr>(tokens)
 }
 
 enum Chunk {
@@ -190,6 +250,10 @@ fn split_statements(tokens: TokenStream) -> Vec<Chunk> {
         chunks.push(Chunk::Tail(current));
     }
     chunks
+}
+
+fn starts_with_type(tokens: &TokenStream) -> bool {
+    matches!(tokens.clone().into_iter().next(), Some(TokenTree::Ident(i)) if i == "type")
 }
 
 fn is_move(tokens: &TokenStream) -> bool {

@@ -5,19 +5,34 @@
 //! the cheapest for a few dozen branches and never allocates. [`join_wide()`] gives each branch
 //! its own waker and polls only the branches that woke, for one allocation per run.
 //!
+//! [`try_join()`] and [`try_join_wide()`] are their fail-fast versions, for branches whose
+//! futures output `Result<_, E>` (a [`TryBranches<E>`]): they return the first error as soon as
+//! a branch fails, and otherwise all the `Ok` values, in the same shape.
+//!
 //! ```
-//! use dag_runtime::{branch, join, join_wide};
+//! use dag_runtime::{branch, join, join_wide, try_join, try_join_wide};
 //!
 //! # futures::executor::block_on(async {
 //! let (a, (b, c)) = join((branch(async { 1 }), (branch(async { 'b' }), branch(async { "c" })))).await;
 //! assert_eq!((a, b, c), (1, 'b', "c"));
 //! assert_eq!(join_wide((branch(async { 1 }), branch(async { 2 }))).await, (1, 2));
+//!
+//! let ok = try_join((branch(async { Ok::<_, String>(1) }), branch(async { Ok('b') })));
+//! assert_eq!(ok.await, Ok((1, 'b')));
+//! let failed = try_join_wide((
+//!     branch(async { Ok(1) }),
+//!     branch(async { Err::<u32, _>(format!("node `b` failed")) }),
+//!     branch(core::future::pending::<Result<u32, String>>()),
+//! ));
+//! assert_eq!(failed.await, Err("node `b` failed".to_owned()));
 //! # });
 //! ```
 
 use core::alloc::Layout;
+use core::convert::Infallible;
 use core::fmt;
 use core::future::{Future, IntoFuture};
+use core::marker::PhantomData;
 use core::mem::{self, ManuallyDrop};
 use core::pin::Pin;
 use core::ptr::NonNull;
@@ -69,6 +84,90 @@ pub trait Branches {
 
     /// Takes every leaf's output. Called once, after all leaves are done.
     fn take_output(self: Pin<&mut Self>) -> Self::Output;
+}
+
+/// A set of join branches whose futures all output `Result<_, E>`: what the fail-fast joins
+/// [`try_join()`] and [`try_join_wide()`] take.
+///
+/// Implemented for a [`Branch`] whose future outputs `Result<T, E>` (a [`BranchResult<E>`]),
+/// for `()`, and for tuples of `TryBranches<E>` of arity 1 to 16, nested arbitrarily, like
+/// [`Branches`]. The error type is a parameter of the trait, not an associated type, so that
+/// `()` fits in a fallible join of any error type.
+///
+/// A join polls leaves with [`Branches`]'s methods or the `try_` ones below, and checks only a
+/// leaf that has just completed, once: the `try_` methods check the leaves they see complete,
+/// and a join that polls leaf `i` with [`poll_index`](Branches::poll_index) calls
+/// [`take_error`](TryBranches::take_error) when it completes.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a set of fallible join branches that fail with `{E}`",
+    label = "every branch of this fallible join must output `Result<_, {E}>`",
+    note = "every branch of a fallible join must output `Result<_, E>` with the same error type `E`: convert the errors to one type (for example with `map_err`)",
+    note = "wrap each future in `branch(..)` and group branches in tuples of at most 16"
+)]
+pub trait TryBranches<E>: Branches {
+    /// The leaves' `Ok` values, in the shape of [`Branches::Output`].
+    type Ok;
+
+    /// Like [`poll_all`](Branches::poll_all), but when a leaf completes with an error, returns
+    /// the error at once, without polling the leaves after it.
+    ///
+    /// # Errors
+    ///
+    /// The error of the first leaf (in depth-first order) that completed with one.
+    fn try_poll_all(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Result<bool, E>;
+
+    /// Like [`poll_all_with`](Branches::poll_all_with), but when a leaf completes with an error,
+    /// returns the error at once, without polling the leaves after it.
+    ///
+    /// # Errors
+    ///
+    /// The error of the first leaf (in depth-first order) that completed with one.
+    fn try_poll_all_with(self: Pin<&mut Self>, leaves: Leaves<'_>) -> Result<bool, E>;
+
+    /// Checks leaf `index` (in `0..LEN`, depth-first), which has just completed
+    /// ([`poll_index`](Branches::poll_index) returned `true` for it for the first time): if its
+    /// output is an error, takes and returns it. Costs what `poll_index` does.
+    fn take_error(self: Pin<&mut Self>, index: usize) -> Option<E>;
+
+    /// Takes every leaf's `Ok` value. Called once, after all leaves are done and none failed.
+    fn take_ok(self: Pin<&mut Self>) -> Self::Ok;
+}
+
+/// The output of a leaf of a fallible join: implemented only for `Result<T, E>`.
+///
+/// A [`Branch`] is a [`TryBranches<E>`] if its future's output is a `BranchResult<E>`: that
+/// bound, rather than one on the future's `Output`, lets a wrong output type (not a `Result`,
+/// or another error type) be reported with this trait's message.
+#[diagnostic::on_unimplemented(
+    message = "a branch of a fallible join outputs `{Self}`, not `Result<_, {E}>`",
+    label = "this branch's future must output `Result<_, {E}>`",
+    note = "every branch of a fallible join must output `Result<_, E>` with the same error type `E`: convert the errors to one type (for example with `map_err`)"
+)]
+pub trait BranchResult<E> {
+    /// The `Ok` type.
+    type Ok;
+
+    /// Whether it is an `Err`.
+    fn is_err(&self) -> bool;
+
+    /// Converts to the `Result`.
+    ///
+    /// # Errors
+    ///
+    /// The error it holds.
+    fn into_result(self) -> Result<Self::Ok, E>;
+}
+
+impl<T, E> BranchResult<E> for Result<T, E> {
+    type Ok = T;
+
+    fn is_err(&self) -> bool {
+        Result::is_err(self)
+    }
+
+    fn into_result(self) -> Self {
+        self
+    }
 }
 
 /// One leaf of a join: a future, then its output, then nothing once the output is taken.
@@ -151,6 +250,75 @@ impl<F: Future> Branches for Branch<F> {
     }
 }
 
+impl<F: Future> Branch<F> {
+    fn is_running(&self) -> bool {
+        matches!(self.state, BranchState::Running(_))
+    }
+
+    /// Takes the output if it is an error (the branch is then taken), else leaves it.
+    fn take_if_error<E>(self: Pin<&mut Self>) -> Option<E>
+    where
+        F::Output: BranchResult<E>,
+    {
+        // SAFETY: only a `Done` state is moved out (below), and it holds no pinned data.
+        let state = unsafe { &mut self.get_unchecked_mut().state };
+        if !matches!(state, BranchState::Done(output) if output.is_err()) {
+            return None;
+        }
+        match mem::replace(state, BranchState::Taken) {
+            BranchState::Done(output) => output.into_result().err(),
+            BranchState::Running(_) | BranchState::Taken => unreachable!(),
+        }
+    }
+
+    /// Polls the future unless it is done; returns whether it is done, or its error if it has
+    /// just completed with one.
+    fn try_poll_leaf<E>(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Result<bool, E>
+    where
+        F::Output: BranchResult<E>,
+    {
+        if !self.is_running() {
+            // Checked when it completed.
+            return Ok(true);
+        }
+        if !self.as_mut().poll_leaf(cx) {
+            return Ok(false);
+        }
+        self.take_if_error().map_or(Ok(true), Err)
+    }
+}
+
+impl<E, F: Future<Output: BranchResult<E>>> TryBranches<E> for Branch<F> {
+    type Ok = <F::Output as BranchResult<E>>::Ok;
+
+    fn try_poll_all(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Result<bool, E> {
+        self.try_poll_leaf(cx)
+    }
+
+    fn try_poll_all_with(self: Pin<&mut Self>, leaves: Leaves<'_>) -> Result<bool, E> {
+        let mut error = None;
+        let done = leaves.poll(0, |cx| {
+            self.try_poll_leaf(cx).unwrap_or_else(|e| {
+                error = Some(e);
+                true
+            })
+        });
+        error.map_or(Ok(done), Err)
+    }
+
+    fn take_error(self: Pin<&mut Self>, index: usize) -> Option<E> {
+        assert_eq!(index, 0, "leaf index out of range for a single branch");
+        self.take_if_error()
+    }
+
+    fn take_ok(self: Pin<&mut Self>) -> Self::Ok {
+        match self.take().into_result() {
+            Ok(value) => value,
+            Err(_) => unreachable!("a failed branch's error was not taken"),
+        }
+    }
+}
+
 impl<F: Future> fmt::Debug for Branch<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
@@ -183,7 +351,25 @@ impl Branches for () {
     fn take_output(self: Pin<&mut Self>) {}
 }
 
-/// Implements `Branches` for the tuple of the given `(field type)` pairs.
+impl<E> TryBranches<E> for () {
+    type Ok = ();
+
+    fn try_poll_all(self: Pin<&mut Self>, _: &mut Context<'_>) -> Result<bool, E> {
+        Ok(true)
+    }
+
+    fn try_poll_all_with(self: Pin<&mut Self>, _: Leaves<'_>) -> Result<bool, E> {
+        Ok(true)
+    }
+
+    fn take_error(self: Pin<&mut Self>, index: usize) -> Option<E> {
+        panic!("leaf index {index} out of range for no branches")
+    }
+
+    fn take_ok(self: Pin<&mut Self>) {}
+}
+
+/// Implements `Branches` and `TryBranches` for the tuple of the given `(field type)` pairs.
 macro_rules! impl_branches_for_tuple {
     ($(($index:tt $T:ident))+) => {
         impl<$($T: Branches),+> Branches for ($($T,)+) {
@@ -222,10 +408,46 @@ macro_rules! impl_branches_for_tuple {
                 ($(pin_field!(self.as_mut(), $index).take_output(),)+)
             }
         }
+
+        impl<Error, $($T: TryBranches<Error>),+> TryBranches<Error> for ($($T,)+) {
+            type Ok = ($($T::Ok,)+);
+
+            fn try_poll_all(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Result<bool, Error> {
+                let mut done = true;
+                $(done &= pin_field!(self.as_mut(), $index).try_poll_all(cx)?;)+
+                Ok(done)
+            }
+
+            fn try_poll_all_with(mut self: Pin<&mut Self>, leaves: Leaves<'_>) -> Result<bool, Error> {
+                let mut done = true;
+                let mut rest = leaves;
+                $(
+                    let (first, tail) = rest.split_at($T::LEN);
+                    done &= pin_field!(self.as_mut(), $index).try_poll_all_with(first)?;
+                    rest = tail;
+                )+
+                debug_assert!(rest.is_empty());
+                Ok(done)
+            }
+
+            fn take_error(mut self: Pin<&mut Self>, mut index: usize) -> Option<Error> {
+                $(
+                    if index < $T::LEN {
+                        return pin_field!(self.as_mut(), $index).take_error(index);
+                    }
+                    index -= $T::LEN;
+                )+
+                panic!("leaf index {} out of range for {} branches", index + Self::LEN, Self::LEN)
+            }
+
+            fn take_ok(mut self: Pin<&mut Self>) -> Self::Ok {
+                ($(pin_field!(self.as_mut(), $index).take_ok(),)+)
+            }
+        }
     };
 }
 
-/// Implements `Branches` for every prefix of the given tuple fields.
+/// Implements `Branches` and `TryBranches` for every prefix of the given tuple fields.
 macro_rules! impl_branches_for_tuples {
     ([$($done:tt)*]) => {};
     ([$($done:tt)*] $next:tt $($rest:tt)*) => {
@@ -272,20 +494,71 @@ impl<B: Branches> fmt::Debug for Join<B> {
     }
 }
 
+/// Future returned by [`try_join()`].
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct TryJoin<B, E> {
+    branches: B,
+    done: bool,
+    error: PhantomData<fn() -> E>,
+}
+
+/// Runs `branches` concurrently until one fails; returns the first error, or all their `Ok`
+/// values in the same shape.
+///
+/// The poll in which a leaf completes with `Err(e)` returns `Err(e)` at once, without polling the
+/// leaves after it; the others are dropped with the `TryJoin`. Only the leaf that has just
+/// completed is checked. Every poll polls every unfinished leaf, as [`join()`] does. Allocates
+/// nothing.
+pub fn try_join<B: TryBranches<E>, E>(branches: B) -> TryJoin<B, E> {
+    TryJoin {
+        branches,
+        done: false,
+        error: PhantomData,
+    }
+}
+
+impl<B, E> TryJoin<B, E> {
+    fn project(self: Pin<&mut Self>) -> (Pin<&mut B>, &mut bool) {
+        // SAFETY: `branches` is pinned structurally: it is never moved out, `TryJoin` has no
+        // `Drop` impl and is `Unpin` only if `B` is (the other fields are `Unpin`). `done` is
+        // not pinned.
+        unsafe {
+            let this = self.get_unchecked_mut();
+            (Pin::new_unchecked(&mut this.branches), &mut this.done)
+        }
+    }
+}
+
+impl<B: TryBranches<E>, E> Future for TryJoin<B, E> {
+    type Output = Result<B::Ok, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (mut branches, done) = self.project();
+        assert!(!*done, "`TryJoin` polled after completion");
+        let output = match branches.as_mut().try_poll_all(cx) {
+            Ok(false) => return Poll::Pending,
+            Ok(true) => Ok(branches.take_ok()),
+            Err(error) => Err(error),
+        };
+        *done = true;
+        Poll::Ready(output)
+    }
+}
+
+impl<B: Branches, E> fmt::Debug for TryJoin<B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryJoin")
+            .field("leaves", &B::LEN)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Future returned by [`join_wide()`].
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct WideJoin<B> {
     branches: B,
     state: WideState,
-}
-
-enum WideState {
-    /// Not polled yet.
-    Start,
-    /// Polled; `remaining` leaves are not done.
-    Running { shared: Shared, remaining: usize },
-    /// The output was returned.
-    Done,
 }
 
 /// Runs `branches` concurrently, polling only the leaves that woke; returns their outputs, in
@@ -317,35 +590,146 @@ impl<B: Branches> Future for WideJoin<B> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<B::Output> {
         let (mut branches, state) = self.project();
-        match state {
+        let poll = state.poll(
+            branches.as_mut(),
+            cx,
+            |branches, leaves| Ok::<_, Infallible>(branches.poll_all_with(leaves)),
+            |_, _| None,
+        );
+        match poll {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => Poll::Ready(branches.take_output()),
+            Poll::Ready(Err(never)) => match never {},
+        }
+    }
+}
+
+impl<B: Branches> fmt::Debug for WideJoin<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("WideJoin");
+        self.state.fields(&mut debug, B::LEN);
+        debug.finish_non_exhaustive()
+    }
+}
+
+/// Future returned by [`try_join_wide()`].
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct TryWideJoin<B, E> {
+    branches: B,
+    state: WideState,
+    error: PhantomData<fn() -> E>,
+}
+
+/// Runs `branches` concurrently until one fails, polling only the leaves that woke; returns the
+/// first error, or all their `Ok` values in the same shape.
+///
+/// Fails fast as [`try_join()`] does (only the leaf that has just completed is checked), and
+/// polls and allocates as [`join_wide()`] does.
+pub fn try_join_wide<B: TryBranches<E>, E>(branches: B) -> TryWideJoin<B, E> {
+    TryWideJoin {
+        branches,
+        state: WideState::Start,
+        error: PhantomData,
+    }
+}
+
+impl<B, E> TryWideJoin<B, E> {
+    fn project(self: Pin<&mut Self>) -> (Pin<&mut B>, &mut WideState) {
+        // SAFETY: `branches` is pinned structurally: it is never moved out, `TryWideJoin` has no
+        // `Drop` impl and is `Unpin` only if `B` is (the other fields are `Unpin`). `state` is
+        // not pinned.
+        unsafe {
+            let this = self.get_unchecked_mut();
+            (Pin::new_unchecked(&mut this.branches), &mut this.state)
+        }
+    }
+}
+
+impl<B: TryBranches<E>, E> Future for TryWideJoin<B, E> {
+    type Output = Result<B::Ok, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (mut branches, state) = self.project();
+        let poll = state.poll(
+            branches.as_mut(),
+            cx,
+            TryBranches::try_poll_all_with,
+            TryBranches::take_error,
+        );
+        poll.map_ok(|()| branches.take_ok())
+    }
+}
+
+impl<B: Branches, E> fmt::Debug for TryWideJoin<B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("TryWideJoin");
+        self.state.fields(&mut debug, B::LEN);
+        debug.finish_non_exhaustive()
+    }
+}
+
+/// The state of a [`WideJoin`] or [`TryWideJoin`].
+enum WideState {
+    /// Not polled yet.
+    Start,
+    /// Polled; `remaining` leaves are not done.
+    Running { shared: Shared, remaining: usize },
+    /// The output was returned.
+    Done,
+}
+
+impl WideState {
+    /// Polls the leaves of `branches` that need it: all of them, with `poll_all_with`, on the
+    /// first poll, then the leaves that woke, calling `completed` on each leaf that this
+    /// completes. Returns `Ok` once all leaves are done, or the first error that
+    /// `poll_all_with` or `completed` returns.
+    fn poll<B: Branches, E>(
+        &mut self,
+        mut branches: Pin<&mut B>,
+        cx: &mut Context<'_>,
+        poll_all_with: impl FnOnce(Pin<&mut B>, Leaves<'_>) -> Result<bool, E>,
+        mut completed: impl FnMut(Pin<&mut B>, usize) -> Option<E>,
+    ) -> Poll<Result<(), E>> {
+        match self {
             WideState::Start if B::LEN == 0 => {}
             WideState::Start => {
                 let shared = Shared::new(B::LEN);
                 shared.header().parent.register(cx.waker());
-                let remaining = if branches.as_mut().poll_all_with(shared.leaves()) {
-                    0
-                } else {
-                    (0..B::LEN).filter(|&i| !shared.entry(i).is_done()).count()
+                let remaining = match poll_all_with(branches.as_mut(), shared.leaves()) {
+                    Ok(true) => 0,
+                    Ok(false) => (0..B::LEN).filter(|&i| !shared.entry(i).is_done()).count(),
+                    Err(error) => {
+                        *self = WideState::Done;
+                        return Poll::Ready(Err(error));
+                    }
                 };
-                *state = WideState::Running { shared, remaining };
+                *self = WideState::Running { shared, remaining };
             }
             WideState::Running { shared, .. } => shared.header().parent.register(cx.waker()),
-            WideState::Done => panic!("`WideJoin` polled after completion"),
+            WideState::Done => panic!("a wide join was polled after completion"),
         }
-        if let WideState::Running { shared, remaining } = state {
+        if let WideState::Running { shared, remaining } = self {
             // Poll the leaves that woke (also during this loop, e.g. woken by a sibling), at most
             // about `LEN` polls: a leaf that keeps waking itself must not starve the executor.
             // A leaf left in the ready set woke after `register`, so it woke this task too.
             let mut budget = B::LEN;
+            let mut error = None;
             while *remaining > 0 && budget > 0 {
                 let polled = shared.drain(|index| {
                     let leaves = shared.leaves();
-                    if !shared.entry(index).is_done()
+                    // After an error, the leaves left in the drained words are not polled.
+                    if error.is_none()
+                        && !shared.entry(index).is_done()
                         && leaves.poll(index, |cx| branches.as_mut().poll_index(index, cx))
                     {
                         *remaining -= 1;
+                        error = completed(branches.as_mut(), index);
                     }
                 });
+                if let Some(error) = error {
+                    *self = WideState::Done;
+                    return Poll::Ready(Err(error));
+                }
                 if polled == 0 {
                     break;
                 }
@@ -355,21 +739,18 @@ impl<B: Branches> Future for WideJoin<B> {
                 return Poll::Pending;
             }
         }
-        *state = WideState::Done;
-        Poll::Ready(branches.take_output())
+        *self = WideState::Done;
+        Poll::Ready(Ok(()))
     }
-}
 
-impl<B: Branches> fmt::Debug for WideJoin<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut debug = f.debug_struct("WideJoin");
-        debug.field("leaves", &B::LEN);
-        match &self.state {
+    /// Adds the `Debug` fields of a wide join of `len` leaves in this state.
+    fn fields(&self, debug: &mut fmt::DebugStruct<'_, '_>, len: usize) {
+        debug.field("leaves", &len);
+        match self {
             WideState::Start => debug.field("state", &format_args!("not started")),
             WideState::Running { remaining, .. } => debug.field("remaining", remaining),
             WideState::Done => debug.field("state", &format_args!("done")),
         };
-        debug.finish_non_exhaustive()
     }
 }
 
@@ -745,6 +1126,11 @@ mod tests {
             ($e, $e, $e, $e)
         };
     }
+    macro_rules! ten {
+        ($e:expr) => {
+            ($e, $e, $e, $e, $e, $e, $e, $e, $e, $e)
+        };
+    }
     macro_rules! sixteen {
         ($e:expr) => {
             (
@@ -897,6 +1283,60 @@ mod tests {
                 Poll::Pending
             }
         }
+    }
+
+    impl Gates {
+        /// A leaf that waits for gate `id`, then fails with `Err(id)` if `fail(id)`, else
+        /// returns `Ok(id)`.
+        fn try_gate(
+            &self,
+            id: usize,
+            fail: fn(usize) -> bool,
+        ) -> Branch<impl Future<Output = Result<usize, usize>> + '_> {
+            let gate = Gate { gates: self, id };
+            branch(async move {
+                let id = gate.await;
+                if fail(id) {
+                    Err(id)
+                } else {
+                    Ok(id)
+                }
+            })
+        }
+    }
+
+    /// Sets its flag when dropped.
+    struct DropGuard<'a>(&'a AtomicBool);
+
+    impl Drop for DropGuard<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A leaf that never completes and sets `dropped` when it is dropped.
+    fn never(dropped: &AtomicBool) -> Branch<impl Future<Output = Result<u32, &'static str>> + '_> {
+        let guard = DropGuard(dropped);
+        branch(async move {
+            let _guard = guard;
+            core::future::pending().await
+        })
+    }
+
+    /// A countdown leaf (ready after `left` polls) that outputs `result`.
+    fn try_countdown<'a, T: 'a, E: 'a>(
+        left: usize,
+        polls: &'a AtomicUsize,
+        result: Result<T, E>,
+    ) -> Branch<impl Future<Output = Result<T, E>> + 'a> {
+        branch(async move {
+            Countdown { left, polls }.await;
+            result
+        })
+    }
+
+    fn poll_counts<const N: usize>(polls: &[AtomicUsize; N]) -> [usize; N] {
+        polls.each_ref().map(|n| n.load(Ordering::Relaxed))
     }
 
     fn poll_once<F: Future>(future: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
@@ -1207,6 +1647,217 @@ mod tests {
         assert_eq!(
             format!("{:?}", join((branch, ()))),
             "Join { leaves: 1, .. }"
+        );
+    }
+
+    #[test]
+    fn try_joins_return_ok_values_in_shape() {
+        let ok = || async { Ok::<_, &str>(1) };
+        let nested = || {
+            (
+                branch(ok()),
+                (
+                    (),
+                    (branch(async { Ok('b') }), branch(self_borrowing_ok(3))),
+                ),
+                (branch(core::future::ready(Ok("d"))),),
+            )
+        };
+        let expected = Ok((1, ((), ('b', 6)), ("d",)));
+        let flat = try_join(nested());
+        assert_send(&flat);
+        assert_eq!(block_on(flat), expected);
+        let wide = try_join_wide(nested());
+        assert_send(&wide);
+        assert_eq!(block_on(wide), expected);
+
+        assert_eq!(block_on(try_join::<_, u8>(())), Ok(()));
+        assert_eq!(block_on(try_join_wide::<_, u8>(((), ()))), Ok(((), ())));
+        assert_eq!(block_on(try_join(branch(ok()))), Ok(1));
+        assert_eq!(block_on(try_join_wide(branch(ok()))), Ok(1));
+        let wide = sixteen!(four!(branch(ok())));
+        assert_eq!(block_on(try_join_wide(wide)).map(|v| v.15 .3), Ok(1));
+    }
+
+    /// [`self_borrowing`], fallible.
+    async fn self_borrowing_ok(n: u32) -> Result<u32, &'static str> {
+        Ok(self_borrowing(n).await)
+    }
+
+    #[test]
+    fn try_join_returns_the_first_error_at_once() {
+        let polls: [AtomicUsize; 3] = Default::default();
+        let dropped = AtomicBool::new(false);
+        let mut join = Box::pin(try_join((
+            never(&dropped),
+            (
+                try_countdown(1, &polls[0], Ok(1)),
+                try_countdown(2, &polls[1], Err::<u32, _>("second")),
+            ),
+            try_countdown(5, &polls[2], Ok(3)),
+        )));
+        let waker = Waker::noop();
+        assert!(poll_once(join.as_mut(), waker).is_pending());
+        assert_eq!(poll_counts(&polls), [1, 1, 1]);
+        assert!(format!("{join:?}").contains("done: false"));
+        // Leaf 2 fails: the leaf after it is not polled, the pending one is not dropped yet.
+        assert_eq!(poll_once(join.as_mut(), waker), Poll::Ready(Err("second")));
+        assert_eq!(poll_counts(&polls), [1, 2, 1]);
+        assert!(format!("{join:?}").contains("done: true"));
+        assert!(!dropped.load(Ordering::SeqCst));
+        drop(join);
+        assert!(dropped.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn try_joins_return_errors_from_nested_tuples() {
+        for wide in [false, true] {
+            let polls: [AtomicUsize; 4] = Default::default();
+            let dropped = AtomicBool::new(false);
+            let branches = (
+                (
+                    try_countdown(2, &polls[0], Ok::<_, &str>(0)),
+                    (
+                        (),
+                        (
+                            never(&dropped),
+                            (try_countdown(3, &polls[1], Err::<u32, _>("deep")),),
+                        ),
+                    ),
+                ),
+                try_countdown(1, &polls[2], Ok(2)),
+                ((try_countdown(9, &polls[3], Ok(3)),),),
+            );
+            let output = if wide {
+                block_on(try_join_wide(branches))
+            } else {
+                block_on(try_join(branches))
+            };
+            assert_eq!(output, Err("deep"));
+            // The last leaf was not polled in the poll in which the deep one failed.
+            assert_eq!(poll_counts(&polls), [2, 3, 1, 2], "wide: {wide}");
+            assert!(dropped.load(Ordering::SeqCst));
+        }
+    }
+
+    #[test]
+    fn try_joins_fail_in_their_first_poll() {
+        let polls: [AtomicUsize; 2] = Default::default();
+        let dropped = AtomicBool::new(false);
+        let mut join = pin!(try_join_wide((
+            (
+                never(&dropped),
+                try_countdown(1, &polls[0], Err::<u32, _>("one"))
+            ),
+            try_countdown(1, &polls[1], Err::<u32, _>("two")),
+        )));
+        assert_eq!(
+            poll_once(join.as_mut(), Waker::noop()),
+            Poll::Ready(Err("one"))
+        );
+        assert_eq!(poll_counts(&polls), [1, 0]);
+        assert!(format!("{join:?}").contains("done"));
+
+        let polls: [AtomicUsize; 2] = Default::default();
+        let mut join = pin!(try_join((
+            try_countdown(1, &polls[0], Err::<u8, _>(1)),
+            try_countdown(1, &polls[1], Ok::<_, i32>(2)),
+        )));
+        assert_eq!(poll_once(join.as_mut(), Waker::noop()), Poll::Ready(Err(1)));
+        assert_eq!(poll_counts(&polls), [1, 0]);
+    }
+
+    #[test]
+    fn try_join_wide_fails_at_the_leaf_that_woke() {
+        const LEN: usize = 1000;
+        let gates = Gates::new(LEN);
+        let fail = |id| matches!(id, 700 | 800);
+        let mut next = 0;
+        let mut gate = || {
+            next += 1;
+            gates.try_gate(next - 1, fail)
+        };
+        let mut join = Box::pin(try_join_wide(ten!(ten!(ten!(gate())))));
+        let parent = Arc::new(Parent::default());
+        let waker = Waker::from(parent.clone());
+
+        assert!(poll_once(join.as_mut(), &waker).is_pending());
+        assert_eq!(gates.total_polls(), LEN);
+        // 300 leaves complete, in a scrambled order (389 is prime to LEN), one at a time.
+        let opened: Vec<usize> = (0..LEN)
+            .map(|k| k * 389 % LEN)
+            .filter(|&id| !matches!(id, 700 | 800 | 900))
+            .take(300)
+            .collect();
+        for (k, &id) in opened.iter().enumerate() {
+            gates.open(id);
+            assert!(poll_once(join.as_mut(), &waker).is_pending());
+            assert_eq!(gates.polls(id), 2);
+            assert_eq!(gates.total_polls(), LEN + k + 1);
+        }
+        assert!(format!("{join:?}").contains("remaining: 700"));
+        // Leaves 700 (fails), 800 (fails) and 900 wake together: the poll stops at 700.
+        for id in [900, 800, 700] {
+            gates.open(id);
+        }
+        assert_eq!(poll_once(join.as_mut(), &waker), Poll::Ready(Err(700)));
+        assert_eq!(gates.polls(700), 2);
+        assert_eq!((gates.polls(800), gates.polls(900)), (1, 1));
+        assert_eq!(gates.total_polls(), LEN + opened.len() + 1);
+        assert!(format!("{join:?}").contains("done"));
+    }
+
+    #[test]
+    fn take_error_takes_only_that_leaf_s_error() {
+        let mut branches = pin!((
+            branch(core::future::ready(Ok::<u8, u8>(1))),
+            ((), (branch(core::future::ready(Err::<u8, u8>(2))),)),
+        ));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(branches.as_mut().poll_index(1, &mut cx));
+        assert_eq!(branches.as_mut().take_error(1), Some(2));
+        assert!(branches.as_mut().poll_index(0, &mut cx));
+        assert_eq!(branches.as_mut().take_error(0), None);
+        // The `Ok` value stays, the error was taken.
+        assert_eq!(format!("{:?}", branches.0), "Branch(done)");
+        assert_eq!(format!("{:?}", branches.1 .1 .0), "Branch(taken)");
+    }
+
+    #[test]
+    #[should_panic(expected = "out of range")]
+    fn take_error_out_of_range_panics() {
+        let mut branches = pin!((branch(async { Ok::<(), ()>(()) }), ((),)));
+        branches.as_mut().take_error(1);
+    }
+
+    #[test]
+    #[should_panic(expected = "polled after completion")]
+    fn try_join_polled_after_completion_panics() {
+        let mut join = pin!(try_join(branch(async { Err::<(), ()>(()) })));
+        let waker = Waker::noop();
+        assert!(poll_once(join.as_mut(), waker).is_ready());
+        let _ = poll_once(join.as_mut(), waker);
+    }
+
+    #[test]
+    #[should_panic(expected = "polled after completion")]
+    fn try_join_wide_polled_after_completion_panics() {
+        let mut join = pin!(try_join_wide(branch(async { Err::<(), ()>(()) })));
+        let waker = Waker::noop();
+        assert!(poll_once(join.as_mut(), waker).is_ready());
+        let _ = poll_once(join.as_mut(), waker);
+    }
+
+    #[test]
+    fn try_debug_output() {
+        let leaf = || branch(async { Ok::<_, ()>(1) });
+        assert_eq!(
+            format!("{:?}", try_join((leaf(), leaf()))),
+            "TryJoin { leaves: 2, done: false, .. }"
+        );
+        assert_eq!(
+            format!("{:?}", try_join_wide((leaf(), leaf()))),
+            "TryWideJoin { leaves: 2, state: not started, .. }"
         );
     }
 }

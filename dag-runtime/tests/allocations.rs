@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use dag_runtime::{branch, join, join_wide, Slot};
+use dag_runtime::{branch, join, join_wide, try_join, try_join_wide, Slot};
 
 /// Counts the allocations made by the current thread.
 struct Counting;
@@ -74,6 +74,14 @@ async fn leaf(n: u32) -> u32 {
     *borrow
 }
 
+/// [`leaf`], which fails if `n` is 0.
+async fn try_leaf(n: u32) -> Result<u32, &'static str> {
+    match leaf(n).await {
+        0 => Err("zero"),
+        n => Ok(n),
+    }
+}
+
 // One test, so that nothing else runs on this thread meanwhile.
 #[test]
 fn joins_and_slots_allocate_as_documented() {
@@ -108,6 +116,46 @@ fn joins_and_slots_allocate_as_documented() {
         (output, count),
         ((), 0),
         "an empty `join_wide` allocates nothing"
+    );
+
+    let (output, count) = allocations(|| {
+        run(try_join((
+            branch(try_leaf(1)),
+            (branch(try_leaf(2)), branch(try_leaf(3))),
+        )))
+    });
+    assert_eq!(
+        (output, count),
+        (Ok((1, (2, 3))), 0),
+        "`try_join` allocates nothing"
+    );
+    let (output, count) = allocations(|| {
+        run(try_join((
+            branch(try_leaf(1)),
+            (
+                branch(try_leaf(0)),
+                branch(std::future::pending::<Result<u32, _>>()),
+            ),
+        )))
+    });
+    assert_eq!(
+        (output, count),
+        (Err("zero"), 0),
+        "a failing `try_join` allocates nothing"
+    );
+    let (output, count) = allocations(|| {
+        run(try_join_wide((
+            branch(try_leaf(1)),
+            (
+                branch(try_leaf(0)),
+                branch(std::future::pending::<Result<u32, _>>()),
+            ),
+        )))
+    });
+    assert_eq!(
+        (output, count),
+        (Err("zero"), 1),
+        "`try_join_wide` allocates once per run"
     );
 
     let (output, count) = allocations(|| {
