@@ -534,7 +534,8 @@ impl<'a> Expander<'a> {
                 }
                 match u.mode {
                     Mode::Own => {
-                        let take = self.take_method(p);
+                        let mut take = self.take_method(p);
+                        take.set_span(site);
                         bindings.extend(quote_spanned!(site=> let #name = #slot.#take();));
                     }
                     Mode::Borrow => {
