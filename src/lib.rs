@@ -89,6 +89,8 @@
 ///   others; one that moves it waits for the borrowers if they run before it, and otherwise
 ///   gets a clone.
 /// - Inside a `move` closure or an `async move` block a node is taken by value.
+/// - `name(..)` calls the function (or closure) of that name from the surrounding scope, even
+///   when a node has the same name; call a node holding a closure as `(name)(..)`.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -109,11 +111,79 @@
 /// # });
 /// ```
 ///
+/// # Fallible nodes
+///
+/// `name = EXPR?;` awaits, then applies `?`. A graph with any `?` node resolves to
+/// `Result<T, E>`, the trailing expression wrapped in `Ok` for you, like a `try` block. `E` is
+/// [`anyhow::Error`](https://docs.rs/anyhow) by default, so nodes with different error types
+/// mix freely, and the error names the node that failed:
+///
+/// ```
+/// use dagjoin::dag;
+/// # async fn fetch_user(id: u32) -> Result<String, std::io::Error> {
+/// #     Err(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"))
+/// # }
+/// # async fn parse(s: &str) -> Result<u32, std::num::ParseIntError> { s.parse() }
+///
+/// # #[cfg(feature = "anyhow")]
+/// # futures::executor::block_on(async {
+/// let err = dag! {
+///     fetch_user = fetch_user(7)?;     // `fetch_user(..)` calls the function
+///     n          = parse("12")?;
+///     (fetch_user, n)
+/// }
+/// .await
+/// .unwrap_err();
+/// assert_eq!(format!("{err:#}"), "node `fetch_user` failed: connection refused");
+/// # });
+/// ```
+///
+/// A library that must not expose `anyhow` names its own error type first in the body with
+/// `type Error = MyError;`; each node's error is converted with `From`, as `?` does.
+///
+/// The first error ends the run at that moment: nodes in flight are dropped (cancelled) then,
+/// and nodes that have not started never start.
+///
+/// # Placement
+///
+/// By default a node is polled on the graph's own task: concurrency without threads. Two
+/// attributes move a node elsewhere (feature `tokio`, on by default):
+///
+/// - `#[spawn]` runs the node's future as its own tokio task, in parallel with the rest on a
+///   multi-threaded runtime. The future must be `Send + 'static`: it takes its inputs by value
+///   (`&name` in a spawned node is a compile error).
+/// - `#[blocking]` runs a synchronous expression on tokio's blocking pool, for CPU-bound or
+///   blocking work. The expression becomes a `move` closure, so it owns every node it names.
+///
+/// Dropping the graph's future aborts its spawned tasks; a blocking closure that is already
+/// running cannot be interrupted and its result is discarded. A panic in any node reaches the
+/// task awaiting the graph with its original message.
+///
+/// ```
+/// use dagjoin::dag;
+/// # async fn download(n: u64) -> Vec<u8> { vec![1; n as usize] }
+///
+/// # #[cfg(feature = "tokio")]
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let out = dag! {
+///     data = download(1000);
+///     #[blocking]
+///     sum  = data.iter().map(|&b| u64::from(b)).sum::<u64>();
+///     #[spawn]
+///     len  = async move { data.len() };
+///     (sum, len)
+/// }
+/// .await;
+/// assert_eq!(out, (1000, 1000));
+/// # });
+/// ```
+///
 /// # Compile errors
 ///
 /// A dependency cycle (`` dependency cycle: `a` -> `b` -> `a` ``, at the reference that closes
-/// it), a node that uses itself, a name defined twice, an attribute on a node and malformed
-/// statements are compile errors pointing at the tokens to fix, all of them at once.
+/// it), a node that uses itself, a name defined twice, an unknown or repeated attribute,
+/// `&name` into a `#[spawn]` node, misplaced or repeated options and malformed statements are
+/// compile errors pointing at the tokens to fix, all of them at once.
 ///
 /// ```compile_fail
 /// # async fn f(x: u32) -> u32 { x }
@@ -138,4 +208,50 @@ pub mod __private {
     pub use dag_runtime::{branch, join, join_wide, try_join, try_join_wide, Slot};
     #[cfg(feature = "tokio")]
     pub use dag_runtime::{spawn, spawn_blocking};
+
+    #[cfg(not(feature = "tokio"))]
+    pub use self::disabled::{spawn, spawn_blocking};
+
+    #[cfg(not(feature = "anyhow"))]
+    pub use self::disabled::{anyhow, node_error};
+
+    /// Stand-ins for what a disabled feature provides: using them is a compile error that
+    /// names the feature.
+    #[allow(
+        dead_code,
+        reason = "only some of these are used, depending on the features"
+    )]
+    mod disabled {
+        #[diagnostic::on_unimplemented(
+            message = "`#[spawn]` and `#[blocking]` nodes need the `tokio` feature of `dagjoin`",
+            label = "this node is placed on tokio"
+        )]
+        pub trait NeedsTokioFeature {}
+
+        #[diagnostic::on_unimplemented(
+            message = "fallible nodes need the `anyhow` feature of `dagjoin`, or an error type chosen with `type Error = YourError;`",
+            label = "this node's error needs a type to go into"
+        )]
+        pub trait NeedsAnyhowFeature {}
+
+        pub fn spawn<F: core::future::Future + NeedsTokioFeature>(future: F) -> F {
+            future
+        }
+
+        pub fn spawn_blocking<F: FnOnce() -> T + NeedsTokioFeature, T>(
+            _: F,
+        ) -> core::future::Pending<T> {
+            core::future::pending()
+        }
+
+        pub mod anyhow {
+            /// The error type of a fallible graph without the `anyhow` feature.
+            #[derive(Debug)]
+            pub struct Error(pub(in crate::__private) ());
+        }
+
+        pub fn node_error<E: NeedsAnyhowFeature>(_: E, _: &'static str) -> anyhow::Error {
+            anyhow::Error(())
+        }
+    }
 }
