@@ -1,0 +1,472 @@
+//! The engine's errors: building a graph ([`BuildError`]), reading a task's inputs
+//! ([`InputError`]) and a run's values ([`ValueError`]), a run's failed tasks ([`RunError`]),
+//! planning a rerun ([`AgainError`]), and the errors a task fails with when it panics
+//! ([`Panicked`]) or takes too long ([`TimedOut`]).
+//!
+//! Messages follow rustc's voice: lowercase, no final period, names in backticks.
+
+use core::fmt;
+use core::time::Duration;
+use std::error::Error;
+use std::sync::Arc;
+
+use super::report::Status;
+
+/// Why [`GraphBuilder::build`](super::GraphBuilder::build) or
+/// [`NamedGraphBuilder::build`](super::NamedGraphBuilder::build) refused a graph: every
+/// problem found, in a deterministic order.
+///
+/// ```
+/// use dag_runtime::engine::NamedGraphBuilder;
+///
+/// let mut builder = NamedGraphBuilder::new();
+/// for name in ["a", "b", "c"] {
+///     builder.task(name, |_| async { Ok(()) });
+/// }
+/// builder.depends("a", ["b"]).depends("b", ["c"]).depends("c", ["a", "zz"]);
+/// let error = builder.build().unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     "task `c` depends on `zz`, which is not a task; dependency cycle: `a` -> `b` -> `c` -> `a`"
+/// );
+/// ```
+#[derive(Debug)]
+pub struct BuildError {
+    problems: Vec<BuildProblem>,
+}
+
+impl BuildError {
+    pub(crate) fn new(problems: Vec<BuildProblem>) -> Self {
+        debug_assert!(!problems.is_empty());
+        Self { problems }
+    }
+
+    /// Every problem found (at least one).
+    pub fn problems(&self) -> &[BuildProblem] {
+        &self.problems
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            fmt::Display::fmt(problem, f)?;
+        }
+        Ok(())
+    }
+}
+
+impl Error for BuildError {}
+
+/// One problem of a graph that does not build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildProblem {
+    /// A handle from another builder was used (`site` says where).
+    ForeignHandle {
+        /// Where the handle was used, for example ``input 2 of task `c` ``.
+        site: String,
+        /// The id of the builder the handle comes from.
+        builder: u64,
+        /// The handle's node in that builder.
+        index: u32,
+        /// The id of the builder it was given to.
+        this: u64,
+    },
+    /// Two tasks have the same name.
+    DuplicateTask {
+        /// The name.
+        name: String,
+    },
+    /// A task has dependencies but no function.
+    MissingFunction {
+        /// The task.
+        task: String,
+    },
+    /// A task depends on a name that is not a task.
+    UnknownDependency {
+        /// The task.
+        task: String,
+        /// The unknown dependency.
+        dependency: String,
+    },
+    /// Options were given for a name that is not a task, or for the parameter.
+    NotATask {
+        /// The name (`param` for the parameter).
+        name: String,
+    },
+    /// Tasks depend on each other in a cycle: `path` starts and ends with the same task and
+    /// each task in it depends on the next.
+    Cycle {
+        /// The cycle, for example `["a", "b", "a"]`.
+        path: Vec<String>,
+    },
+}
+
+impl fmt::Display for BuildProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ForeignHandle {
+                site,
+                builder,
+                index,
+                this,
+            } => write!(
+                f,
+                "{site} is a handle from another graph builder (node {index} of builder \
+                 {builder}, given to builder {this}); use handles from the same builder"
+            ),
+            Self::DuplicateTask { name } => write!(f, "task `{name}` is defined more than once"),
+            Self::MissingFunction { task } => {
+                write!(f, "task `{task}` has dependencies but no function")
+            }
+            Self::UnknownDependency { task, dependency } => write!(
+                f,
+                "task `{task}` depends on `{dependency}`, which is not a task"
+            ),
+            Self::NotATask { name } => write!(f, "options are given for `{name}`, not a task"),
+            Self::Cycle { path } => {
+                f.write_str("dependency cycle: ")?;
+                for (i, name) in path.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" -> ")?;
+                    }
+                    write!(f, "`{name}`")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Why [`Inputs`](super::Inputs) could not give a task the input it asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The task has no dependency of that name.
+    NotADependency {
+        /// The task.
+        task: String,
+        /// The name asked for.
+        name: String,
+    },
+    /// The task has fewer inputs than the position asked for.
+    NoSuchInput {
+        /// The task.
+        task: String,
+        /// The position asked for (from 0).
+        index: usize,
+        /// How many inputs the task has.
+        count: usize,
+    },
+    /// The input has another type than the one asked for.
+    TypeMismatch {
+        /// The task.
+        task: String,
+        /// The dependency (`param` for the parameter).
+        dependency: String,
+        /// The type asked for.
+        requested: &'static str,
+        /// The type of the dependency's value.
+        actual: &'static str,
+    },
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotADependency { task, name } => {
+                write!(f, "task `{task}` has no dependency `{name}`")
+            }
+            Self::NoSuchInput { task, index, count } => write!(
+                f,
+                "task `{task}` has {count} input(s), so there is no input at position {index}"
+            ),
+            Self::TypeMismatch {
+                task,
+                dependency,
+                requested,
+                actual,
+            } => write!(
+                f,
+                "task `{task}` asked for `{dependency}` as `{requested}`, but `{dependency}` \
+                 is a `{actual}`"
+            ),
+        }
+    }
+}
+
+impl Error for InputError {}
+
+/// Why a [`Report`](super::Report) or a [`Graph`](super::Graph) could not give what was asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// No task has that name.
+    UnknownTask {
+        /// The name asked for.
+        name: String,
+    },
+    /// The handle comes from another builder than the graph's.
+    ForeignHandle {
+        /// The id of the builder the handle comes from.
+        handle_builder: u64,
+        /// The handle's node in that builder.
+        handle_index: u32,
+        /// The id of the graph's builder.
+        graph: u64,
+    },
+    /// The task has no value in this run.
+    NoValue {
+        /// The task.
+        task: String,
+        /// Its status.
+        status: Status,
+    },
+    /// The value has another type than the one asked for.
+    TypeMismatch {
+        /// The task.
+        task: String,
+        /// The type asked for.
+        requested: &'static str,
+        /// The type of the task's value.
+        actual: &'static str,
+    },
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownTask { name } => write!(f, "there is no task `{name}`"),
+            Self::ForeignHandle {
+                handle_builder,
+                handle_index,
+                graph,
+            } => write!(
+                f,
+                "the handle is from another graph builder (node {handle_index} of builder \
+                 {handle_builder}, but this graph comes from builder {graph})"
+            ),
+            Self::NoValue { task, status } => {
+                write!(f, "task `{task}` has no value: it {}", status.describe())
+            }
+            Self::TypeMismatch {
+                task,
+                requested,
+                actual,
+            } => write!(
+                f,
+                "the value of task `{task}` was asked for as `{requested}`, but it is a `{actual}`"
+            ),
+        }
+    }
+}
+
+impl Error for ValueError {}
+
+/// The outcome of a run in which tasks failed: every failed task with its error, in the
+/// order of the graph. From [`Report::check`](super::Report::check).
+///
+/// `Display` lists them all: ``2 tasks failed: `a`: disk full; `c`: timed out after 1s``.
+#[derive(Clone)]
+pub struct RunError {
+    failures: Vec<(Arc<str>, Arc<anyhow::Error>)>,
+}
+
+impl RunError {
+    pub(crate) fn new(failures: Vec<(Arc<str>, Arc<anyhow::Error>)>) -> Self {
+        debug_assert!(!failures.is_empty());
+        Self { failures }
+    }
+
+    /// The failed tasks (at least one) and their errors, in the order of the graph.
+    pub fn failures(&self) -> impl ExactSizeIterator<Item = (&str, &anyhow::Error)> + '_ {
+        self.failures
+            .iter()
+            .map(|(name, error)| (&**name, &**error))
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let [(name, error)] = &*self.failures {
+            return write!(f, "task `{name}` failed: {error:#}");
+        }
+        write!(f, "{} tasks failed: ", self.failures.len())?;
+        for (i, (name, error)) in self.failures.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "`{name}`: {error:#}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.failures
+                    .iter()
+                    .map(|(name, error)| (name, format!("{error:#}"))),
+            )
+            .finish()
+    }
+}
+
+impl Error for RunError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        let (_, error) = self.failures.first()?;
+        Some(AsRef::<dyn Error>::as_ref(&**error))
+    }
+}
+
+/// Why a rerun ([`Graph::again`](super::Graph::again)) or a replacement
+/// ([`Graph::replace`](super::Graph::replace)) was refused; nothing has run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AgainError {
+    /// The report comes from a run of a graph with another structure.
+    ForeignReport {
+        /// The id of the report's graph.
+        report_graph: u64,
+        /// The id of this graph.
+        graph: u64,
+    },
+    /// No task has that name.
+    UnknownTask {
+        /// The name.
+        name: String,
+    },
+    /// A value of the wrong type was given for a task.
+    TypeMismatch {
+        /// The task.
+        task: String,
+        /// The type of the task's value.
+        expected: &'static str,
+        /// The type given.
+        given: &'static str,
+    },
+    /// A task is both marked done and chosen to run.
+    MarkedAndChosen {
+        /// The task.
+        task: String,
+    },
+    /// A task to run has a dependency that neither has a result nor runs.
+    MissingInput {
+        /// The task to run.
+        task: String,
+        /// Its dependency without a result.
+        dependency: String,
+    },
+}
+
+impl fmt::Display for AgainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ForeignReport {
+                report_graph,
+                graph,
+            } => write!(
+                f,
+                "the report is of a run of another graph (builder {report_graph}, but this \
+                 graph comes from builder {graph})"
+            ),
+            Self::UnknownTask { name } => write!(f, "there is no task `{name}`"),
+            Self::TypeMismatch {
+                task,
+                expected,
+                given,
+            } => write!(
+                f,
+                "task `{task}` produces a `{expected}`, but a `{given}` was given for it"
+            ),
+            Self::MarkedAndChosen { task } => write!(
+                f,
+                "task `{task}` is marked done and also chosen to run; do one or the other"
+            ),
+            Self::MissingInput { task, dependency } => write!(
+                f,
+                "task `{task}` cannot run: its dependency `{dependency}` has no result and \
+                 does not run; reset it, choose it to run, or mark it done"
+            ),
+        }
+    }
+}
+
+impl Error for AgainError {}
+
+/// The error of a task that panicked: the panic's message.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use dag_runtime::engine::{GraphBuilder, Panicked};
+///
+/// async fn divide(x: u32) -> u32 {
+///     100 / x
+/// }
+///
+/// let mut builder = GraphBuilder::new();
+/// let x = builder.param();
+/// builder.add(divide, x);
+/// let report = builder.build().unwrap().run(0).await;
+/// let error = report.task("divide").unwrap().error().unwrap();
+/// let panic = error.downcast_ref::<Panicked>().unwrap();
+/// assert_eq!(panic.message(), "attempt to divide by zero");
+/// # });
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Panicked {
+    message: String,
+}
+
+impl Panicked {
+    /// From a panic's payload: its message if it is a string.
+    pub(crate) fn from_payload(payload: &(dyn core::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Self { message }
+    }
+
+    /// The panic's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Panicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "panicked: {}", self.message)
+    }
+}
+
+impl Error for Panicked {}
+
+/// The error of an attempt that took longer than its
+/// [`TaskOptions::timeout`](super::TaskOptions::timeout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedOut {
+    pub(crate) after: Duration,
+}
+
+impl TimedOut {
+    /// The timeout that elapsed.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timed out after {:?}", self.after)
+    }
+}
+
+impl Error for TimedOut {}

@@ -1,0 +1,653 @@
+//! The frozen graph: [`Graph`], its nodes, the type-erased task functions, and the checks both
+//! builders share (names, cycles).
+//!
+//! Node 0 of every graph is the parameter of its runs; tasks are nodes `1..`. The parameter
+//! has no name in the graph's name table, so any task may be called `param`.
+
+use core::any::{type_name, Any, TypeId};
+use core::fmt;
+use core::future::Future;
+use core::marker::PhantomData;
+use core::pin::Pin;
+use core::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::error::ValueError;
+use super::typed::Handle;
+
+/// A task's result, type-erased: what the engine stores and hands to the tasks that use it.
+///
+/// Typed access goes through [`Report::get`](super::Report::get),
+/// [`Report::value`](super::Report::value) and [`Inputs`](super::Inputs); a reused result is
+/// this same `Arc`, never a copy.
+pub type Value = Arc<dyn Any + Send + Sync>;
+
+/// The outcome of one attempt of a task.
+pub(crate) type Outcome = Result<Value, anyhow::Error>;
+
+/// An attempt of an async task: its future, boxed.
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// An attempt of a blocking task: the closure to run on the blocking pool.
+pub(crate) type BoxBlocking = Box<dyn FnOnce() -> Outcome + Send>;
+
+/// What one attempt of a task runs, produced by its [`Work`] from its inputs.
+pub(crate) enum Job {
+    /// Polled on the run's own task.
+    Async(BoxFuture),
+    /// Run on a thread of the blocking pool.
+    Blocking(BoxBlocking),
+}
+
+/// A task's function, type-erased: turns the task's inputs into the job of one attempt.
+///
+/// Called once per attempt, on the run's task; an error (an input of the wrong type) fails
+/// the attempt without running anything.
+pub(crate) type Work = Arc<dyn Fn(Call<'_>) -> Result<Job, anyhow::Error> + Send + Sync>;
+
+/// Where a task runs: decides which queue and which limit of the scheduler it goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// On the run's own task, within [`RunOptions::max_in_flight`](super::RunOptions).
+    Async,
+    /// On tokio's blocking pool, within [`RunOptions::max_blocking`](super::RunOptions).
+    Blocking,
+}
+
+/// What a task's [`Work`] sees of the run: the graph, which task it is, and every node's value
+/// so far (`None` for the nodes without one).
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a> {
+    pub graph: &'a Arc<GraphInner>,
+    pub node: u32,
+    pub values: &'a [Option<Value>],
+}
+
+impl<'a> Call<'a> {
+    /// The dependencies' values, in the order the task lists them.
+    ///
+    /// The scheduler starts a task only once each dependency has a value.
+    pub fn inputs(self) -> impl ExactSizeIterator<Item = &'a Value> + 'a {
+        let values = self.values;
+        self.graph.nodes[self.node as usize]
+            .deps
+            .iter()
+            .map(move |&dep| {
+                values[dep as usize]
+                    .as_ref()
+                    .expect("the scheduler starts a task once all its inputs have values")
+            })
+    }
+
+    /// The run's parameter.
+    pub fn param(self) -> &'a Value {
+        self.values[0]
+            .as_ref()
+            .expect("the parameter has its value from the start")
+    }
+}
+
+/// A type's identity and name, for the type checks of erased values and their messages.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TypeInfo {
+    pub id: TypeId,
+    pub name: &'static str,
+}
+
+impl TypeInfo {
+    pub fn of<T: Any>() -> Self {
+        Self {
+            id: TypeId::of::<T>(),
+            name: type_name::<T>(),
+        }
+    }
+}
+
+/// Per-task options: a timeout for each attempt, and retries with a doubling backoff.
+///
+/// A failed attempt (an error, a panic, a timeout) is retried up to `retries` times; the
+/// first retry waits `backoff`, each further one twice as long as the one before. The task
+/// keeps its place among the tasks in flight while it waits. Timeouts and a non-zero backoff
+/// use tokio's timer, so they need a tokio runtime with time enabled.
+///
+/// A timed-out async attempt is dropped. A blocking attempt's timeout counts from the moment
+/// it is handed to the blocking pool; if it has not started by then it is aborted, but a
+/// closure that is already running cannot be stopped: it runs to its end on its thread, its
+/// result is dropped, and it no longer counts towards
+/// [`RunOptions::max_blocking`](super::RunOptions::max_blocking).
+///
+/// ```
+/// use dag_runtime::engine::TaskOptions;
+/// use std::time::Duration;
+///
+/// let options = TaskOptions::new()
+///     .timeout(Duration::from_secs(5))
+///     .retries(2)
+///     .backoff(Duration::from_millis(100));
+/// assert_eq!(options.retries, 2);
+/// assert_eq!(TaskOptions::default(), TaskOptions::new());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskOptions {
+    /// The longest an attempt may take; `None` (the default) waits forever.
+    pub timeout: Option<Duration>,
+    /// How many times a failed attempt is retried (default 0).
+    pub retries: u32,
+    /// The wait before the first retry, doubled before each further one (default zero).
+    pub backoff: Duration,
+}
+
+impl TaskOptions {
+    /// No timeout, no retries.
+    pub const fn new() -> Self {
+        Self {
+            timeout: None,
+            retries: 0,
+            backoff: Duration::ZERO,
+        }
+    }
+
+    /// Sets the timeout of each attempt.
+    #[must_use]
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets how many times a failed attempt is retried.
+    #[must_use]
+    pub const fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Sets the wait before the first retry (doubled before each further one).
+    #[must_use]
+    pub const fn backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The wait before attempt `attempt` (2 or more): `backoff * 2^(attempt - 2)`, saturating.
+    pub(crate) fn backoff_before(&self, attempt: u32) -> Duration {
+        match 2_u32.checked_pow(attempt.saturating_sub(2)) {
+            Some(factor) => self.backoff.saturating_mul(factor),
+            None if self.backoff.is_zero() => Duration::ZERO,
+            None => Duration::MAX,
+        }
+    }
+}
+
+/// A node of a frozen graph.
+#[derive(Clone)]
+pub(crate) struct Node {
+    pub name: Arc<str>,
+    /// `None` for the parameter only.
+    pub work: Option<Work>,
+    pub kind: Kind,
+    /// The nodes whose values this task takes, in order; repeats allowed.
+    pub deps: Box<[u32]>,
+    pub options: TaskOptions,
+    /// The type of the task's value.
+    pub output: TypeInfo,
+}
+
+impl Node {
+    /// The parameter node, of type `P`.
+    pub fn param<P: Any>() -> Self {
+        Self {
+            name: Arc::from("param"),
+            work: None,
+            kind: Kind::Async,
+            deps: Box::new([]),
+            options: TaskOptions::new(),
+            output: TypeInfo::of::<P>(),
+        }
+    }
+}
+
+/// What a [`Graph`] shares between its clones and its runs.
+pub(crate) struct GraphInner {
+    /// The id of the builder the graph came from; handles and reports carry it.
+    pub id: u64,
+    /// Node 0 is the parameter.
+    pub nodes: Box<[Node]>,
+    /// The tasks that use node `v` are `succ[succ_start[v]..succ_start[v + 1]]` (once per use).
+    succ_start: Box<[u32]>,
+    succ: Box<[u32]>,
+    /// For each node, how many of its inputs are tasks (all but uses of the parameter).
+    pub initial_missing: Box<[u32]>,
+    /// Task names to nodes (the parameter is not in it).
+    pub names: HashMap<Arc<str>, u32>,
+}
+
+impl GraphInner {
+    /// Freezes `nodes` (node 0 the parameter, every dependency an existing node).
+    pub fn new(id: u64, nodes: Vec<Node>) -> Self {
+        let n = nodes.len();
+        assert!(
+            u32::try_from(n).is_ok(),
+            "a graph holds fewer than 2^32 tasks"
+        );
+        let mut counts = vec![0_u32; n + 1];
+        let mut initial_missing = vec![0_u32; n];
+        for (v, node) in nodes.iter().enumerate() {
+            for &dep in &node.deps {
+                if dep != 0 {
+                    counts[dep as usize + 1] += 1;
+                    initial_missing[v] += 1;
+                }
+            }
+        }
+        for v in 0..n {
+            counts[v + 1] += counts[v];
+        }
+        let succ_start = counts.clone().into_boxed_slice();
+        let mut succ = vec![0_u32; counts[n] as usize];
+        for (v, node) in nodes.iter().enumerate() {
+            for &dep in &node.deps {
+                if dep != 0 {
+                    let at = &mut counts[dep as usize];
+                    succ[*at as usize] = index(v);
+                    *at += 1;
+                }
+            }
+        }
+        let names = nodes
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(v, node)| (node.name.clone(), index(v)))
+            .collect();
+        Self {
+            id,
+            nodes: nodes.into_boxed_slice(),
+            succ_start,
+            succ: succ.into_boxed_slice(),
+            initial_missing: initial_missing.into_boxed_slice(),
+            names,
+        }
+    }
+
+    /// The same structure with other task functions.
+    pub fn with_nodes(&self, nodes: Box<[Node]>) -> Self {
+        Self {
+            id: self.id,
+            nodes,
+            succ_start: self.succ_start.clone(),
+            succ: self.succ.clone(),
+            initial_missing: self.initial_missing.clone(),
+            names: self.names.clone(),
+        }
+    }
+
+    /// The tasks that use node `v`, once per use.
+    pub fn successors(&self, v: u32) -> &[u32] {
+        let v = v as usize;
+        &self.succ[self.succ_start[v] as usize..self.succ_start[v + 1] as usize]
+    }
+
+    /// The number of nodes, the parameter included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The node of task `name`.
+    pub fn lookup(&self, name: &str) -> Option<u32> {
+        self.names.get(name).copied()
+    }
+
+    /// The name of node `v`.
+    pub fn name(&self, v: u32) -> &str {
+        &self.nodes[v as usize].name
+    }
+
+    /// Checks that `handle` comes from this graph's builder.
+    pub fn check_handle<T>(&self, handle: &Handle<T>) -> Result<u32, ValueError> {
+        if handle.builder == self.id {
+            Ok(handle.index)
+        } else {
+            Err(ValueError::ForeignHandle {
+                handle_builder: handle.builder,
+                handle_index: handle.index,
+                graph: self.id,
+            })
+        }
+    }
+}
+
+/// `v` as a node index.
+pub(crate) fn index(v: usize) -> u32 {
+    u32::try_from(v).expect("a graph holds fewer than 2^32 tasks")
+}
+
+/// A new id for a builder (and the graphs and handles that come from it).
+pub(crate) fn next_builder_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A validated, frozen graph of tasks, ready to [`run`](Graph::run) any number of times, also
+/// concurrently, each time with its own parameter of type `P`.
+///
+/// Build one with [`GraphBuilder`](super::GraphBuilder) (typed handles) or
+/// [`NamedGraphBuilder`](super::NamedGraphBuilder) (tasks and dependencies by name). A `Graph`
+/// is cheap to clone (an `Arc` inside) and can be shared between threads.
+pub struct Graph<P> {
+    pub(crate) inner: Arc<GraphInner>,
+    _param: PhantomData<fn(P)>,
+}
+
+impl<P> Graph<P> {
+    pub(crate) fn from_inner(inner: GraphInner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            _param: PhantomData,
+        }
+    }
+
+    /// The id of the builder this graph comes from; its handles and the reports of its runs
+    /// carry it. A graph made by [`replace`](Graph::replace) keeps it.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The number of tasks (the parameter is not one).
+    pub fn len(&self) -> usize {
+        self.inner.len() - 1
+    }
+
+    /// Whether the graph has no task.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The names of the tasks, in the order they were added.
+    pub fn task_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.inner.nodes[1..].iter().map(|node| &*node.name)
+    }
+
+    /// The name of the task behind `handle` (`param` for the parameter).
+    ///
+    /// # Errors
+    ///
+    /// If `handle` comes from another builder.
+    pub fn name<T>(&self, handle: &Handle<T>) -> Result<&str, ValueError> {
+        let v = self.inner.check_handle(handle)?;
+        Ok(self.inner.name(v))
+    }
+
+    /// The names of the dependencies of task `name`, in order.
+    ///
+    /// # Errors
+    ///
+    /// If there is no task `name`.
+    pub fn dependencies(&self, name: &str) -> Result<Vec<&str>, ValueError> {
+        let v = self
+            .inner
+            .lookup(name)
+            .ok_or_else(|| ValueError::UnknownTask {
+                name: name.to_owned(),
+            })?;
+        Ok(self.inner.nodes[v as usize]
+            .deps
+            .iter()
+            .map(|&d| self.inner.name(d))
+            .collect())
+    }
+}
+
+impl<P> Clone for Graph<P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            _param: PhantomData,
+        }
+    }
+}
+
+impl<P> fmt::Debug for Graph<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Graph")
+            .field("id", &self.inner.id)
+            .field("tasks", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name a typed task gets from its function's type: the last path segment of a function
+/// item (`fast_task_c`), `task` for closures and everything else.
+pub(crate) fn base_name<F>() -> &'static str {
+    let full = type_name::<F>();
+    if full.starts_with(['(', '[', '&', '*']) || full.starts_with("fn(") {
+        return "task";
+    }
+    // The last segment of the path, without generic arguments (which may hold `::` too).
+    let mut depth = 0_usize;
+    let mut start = 0;
+    let mut end = None;
+    for (i, c) in full.char_indices() {
+        match c {
+            '<' => {
+                if depth == 0 && end.is_none() {
+                    end = Some(i);
+                }
+                depth += 1;
+            }
+            '>' => depth = depth.saturating_sub(1),
+            ':' if depth == 0 => {
+                start = i + 1;
+                end = None;
+            }
+            _ => {}
+        }
+    }
+    let segment = &full[start..end.unwrap_or(full.len())];
+    if is_identifier(segment) {
+        segment
+    } else {
+        "task"
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+        && s != "_"
+}
+
+/// Unique names for typed tasks: `name`, then `name#2`, `name#3`, ...
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    taken: HashMap<Arc<str>, u32>,
+    /// The next suffix to try for each base name.
+    next_suffix: HashMap<&'static str, u32>,
+}
+
+impl Names {
+    /// A new unique name derived from `base`, for node `v`.
+    pub fn derive(&mut self, base: &'static str, v: u32) -> Arc<str> {
+        let name: Arc<str> = if self.taken.contains_key(base) {
+            let next = self.next_suffix.entry(base).or_insert(2);
+            loop {
+                let candidate = format!("{base}#{next}");
+                *next += 1;
+                if !self.taken.contains_key(candidate.as_str()) {
+                    break Arc::from(candidate);
+                }
+            }
+        } else {
+            Arc::from(base)
+        };
+        self.taken.insert(name.clone(), v);
+        name
+    }
+
+    /// Renames `old` (node `v`) to `new`; `false` if another node has that name.
+    pub fn rename(&mut self, old: &str, new: &str, v: u32) -> bool {
+        if let Some(&other) = self.taken.get(new) {
+            return other == v;
+        }
+        self.taken.remove(old);
+        self.taken.insert(Arc::from(new), v);
+        true
+    }
+}
+
+/// Every dependency cycle of `deps` (`deps[v]` the nodes `v` uses), one per strongly connected
+/// component with a cycle, each as the shortest path `start -> .. -> start` through the
+/// component's first node, in order of that node. A self-dependency is the cycle `v -> v`.
+pub(crate) fn cycles(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    strongly_connected(deps)
+        .into_iter()
+        .filter(|scc| scc.len() > 1 || deps[scc[0]].contains(&scc[0]))
+        .map(|scc| shortest_cycle(deps, &scc, scc[0]))
+        .collect()
+}
+
+/// Strongly connected components (Tarjan, iterative), each sorted, in order of their first
+/// node.
+fn strongly_connected(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let n = deps.len();
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut next = 0;
+    let mut out = Vec::new();
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        let mut call: Vec<(usize, usize)> = vec![(root, 0)];
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut edge)) = call.last_mut() {
+            if let Some(&w) = deps[v].get(*edge) {
+                *edge += 1;
+                if index[w] == usize::MAX {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    call.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+            } else {
+                call.pop();
+                if let Some(&(parent, _)) = call.last() {
+                    low[parent] = low[parent].min(low[v]);
+                }
+                if low[v] == index[v] {
+                    let mut component = Vec::new();
+                    loop {
+                        let w = stack.pop().expect("v is on the stack");
+                        on_stack[w] = false;
+                        component.push(w);
+                        if w == v {
+                            break;
+                        }
+                    }
+                    component.sort_unstable();
+                    out.push(component);
+                }
+            }
+        }
+    }
+    out.sort_by_key(|c| c[0]);
+    out
+}
+
+/// `start -> .. -> start` within `scc`, following `deps`, shortest first (BFS).
+fn shortest_cycle(deps: &[Vec<usize>], scc: &[usize], start: usize) -> Vec<usize> {
+    let mut parent = vec![usize::MAX; deps.len()];
+    let mut queue = VecDeque::from([start]);
+    while let Some(v) = queue.pop_front() {
+        for &w in &deps[v] {
+            if scc.binary_search(&w).is_err() {
+                continue;
+            }
+            if w == start {
+                let mut back = Vec::new();
+                let mut at = v;
+                while at != start {
+                    back.push(at);
+                    at = parent[at];
+                }
+                back.reverse();
+                let mut path = vec![start];
+                path.extend(back);
+                path.push(start);
+                return path;
+            }
+            if parent[w] == usize::MAX && w != start {
+                parent[w] = v;
+                queue.push_back(w);
+            }
+        }
+    }
+    unreachable!("a strongly connected component with a cycle has a cycle through each node")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fast_task_c(_: u32) -> u32 {
+        0
+    }
+
+    fn generic<T>(_: T) {}
+
+    fn name_of<F>(_: &F) -> &'static str {
+        base_name::<F>()
+    }
+
+    #[test]
+    fn names_from_function_types() {
+        assert_eq!(name_of(&fast_task_c), "fast_task_c");
+        assert_eq!(name_of(&generic::<Vec<String>>), "generic");
+        assert_eq!(name_of(&|x: u32| x), "task");
+        assert_eq!(name_of(&(fast_task_c as fn(u32) -> _)), "task");
+        assert_eq!(name_of(&u32::to_string), "to_string");
+    }
+
+    #[test]
+    fn names_are_made_unique() {
+        let mut names = Names::default();
+        assert_eq!(&*names.derive("a", 1), "a");
+        assert_eq!(&*names.derive("a", 2), "a#2");
+        assert!(names.rename("a#2", "a#3", 2));
+        // Suffixes only go up: a name a task had is not given to another.
+        assert_eq!(&*names.derive("a", 3), "a#4");
+        assert_eq!(&*names.derive("a", 4), "a#5");
+        assert!(!names.rename("a#5", "a", 4));
+        assert!(names.rename("a", "a", 1));
+    }
+
+    #[test]
+    fn cycles_are_found_once_each() {
+        // 0 -> 1 -> 2 -> 0, 3 -> 3, 4 -> 0.
+        let deps = vec![vec![1], vec![2], vec![0], vec![3], vec![0]];
+        assert_eq!(cycles(&deps), vec![vec![0, 1, 2, 0], vec![3, 3]]);
+        assert!(cycles(&[vec![], vec![0]]).is_empty());
+    }
+
+    #[test]
+    fn backoff_doubles() {
+        let options = TaskOptions::new().backoff(Duration::from_millis(10));
+        assert_eq!(options.backoff_before(2), Duration::from_millis(10));
+        assert_eq!(options.backoff_before(3), Duration::from_millis(20));
+        assert_eq!(options.backoff_before(5), Duration::from_millis(80));
+        assert_eq!(options.backoff_before(200), Duration::MAX);
+    }
+}

@@ -1,0 +1,73 @@
+//! The run-time engine: graphs of tasks built at run time, run with the most parallelism
+//! there is, with failures contained and reruns that reuse what completed.
+//!
+//! - **Build** a [`Graph`] with typed handles ([`GraphBuilder`]) or from names
+//!   ([`NamedGraphBuilder`], for graphs loaded from data). Building checks the whole graph
+//!   (cycles, unknown dependencies, handles from another builder) and returns every problem
+//!   as a [`BuildError`].
+//! - **Run** it any number of times, also concurrently, each run with its own parameter:
+//!   [`Graph::run`] returns a future of the run's [`Report`]. Each task starts the moment its
+//!   last input is ready. Async tasks are polled on the run's own future, blocking ones run on
+//!   tokio's blocking pool; [`RunOptions`] limits how many of each are in flight, and
+//!   [`TaskOptions`] gives a task a timeout and retries with backoff.
+//! - **Failures** stay where they are: a failed task's descendants are skipped (never called),
+//!   each naming the task that failed, and everything else runs to completion; a panic is a
+//!   failure with its message. [`Report::check`] lists every failed task; with
+//!   [`RunOptions::fail_fast`] the run stops at the first failure instead.
+//! - **Again**: [`Graph::again`] reruns only what did not complete, reusing every completed
+//!   value; it can also reset tasks, mark tasks done, or run a subset, and
+//!   [`Graph::replace`] swaps a task's function.
+//!
+//! ```
+//! use dag_runtime::engine::{GraphBuilder, Status};
+//! use std::time::Duration;
+//! use tokio::time::sleep;
+//!
+//! async fn fast_task_a() -> u32 { sleep(Duration::from_millis(100)).await; 1 }
+//! async fn slow_task_b(a: u32) -> u32 { sleep(Duration::from_millis(500)).await; a + 10 }
+//! async fn slow_task_a() -> u32 { sleep(Duration::from_millis(1000)).await; 2 }
+//! async fn fast_task_b() -> u32 { sleep(Duration::from_millis(100)).await; 3 }
+//! async fn fast_task_c(sa: u32, fb: u32) -> u32 { sleep(Duration::from_millis(100)).await; sa * fb }
+//! async fn end_task(b: u32, c: u32) -> u32 { sleep(Duration::from_millis(100)).await; b + c }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+//! let mut g = GraphBuilder::<()>::new();
+//! let a = g.add(fast_task_a, ());
+//! let b = g.add(slow_task_b, a);
+//! let sa = g.add(slow_task_a, ());
+//! let fb = g.add(fast_task_b, ());
+//! let c = g.add(fast_task_c, (sa, fb));
+//! let end = g.add(end_task, (b, c));
+//! let graph = g.build()?;
+//!
+//! let report = graph.run(()).await;
+//! report.check()?;
+//! assert_eq!(report.get(&end)?, &17);
+//! assert_eq!(report.makespan(), Duration::from_millis(1200));
+//! assert_eq!(report.critical_path(), ["slow_task_a", "fast_task_c", "end_task"]);
+//! assert_eq!(report.task("slow_task_b")?.status(), Status::Completed);
+//! # Ok::<_, anyhow::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! A run is lazy, like any future, and dropping it cancels it. Timeouts, retry backoffs and
+//! blocking tasks use tokio; a graph of async tasks without them runs on any executor.
+
+mod again;
+mod error;
+mod executor;
+mod graph;
+mod named;
+mod report;
+mod run;
+mod typed;
+
+pub use again::Again;
+pub use error::{
+    AgainError, BuildError, BuildProblem, InputError, Panicked, RunError, TimedOut, ValueError,
+};
+pub use graph::{Graph, TaskOptions, Value};
+pub use named::{Inputs, NamedGraphBuilder};
+pub use report::{AttemptId, Report, RunId, Status, TaskReport};
+pub use run::{Run, RunOptions};
+pub use typed::{Deps, GraphBuilder, Handle, TaskFn};

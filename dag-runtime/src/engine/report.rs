@@ -1,0 +1,474 @@
+//! The [`Report`] of a run: every task's status, value or error, skip reason, times and
+//! attempts; the run's makespan and critical path.
+
+use core::any::{type_name, Any};
+use core::fmt;
+use core::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::error::{RunError, ValueError};
+use super::graph::{GraphInner, Value};
+use super::typed::Handle;
+
+/// What became of a task in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// It has a value: it ran and succeeded, or its value was reused from an earlier run or
+    /// marked done (see [`TaskReport::ran`]).
+    Completed,
+    /// Its last attempt failed: an error, a panic or a timeout.
+    Failed,
+    /// It was not called because a task it depends on, directly or not, failed
+    /// ([`TaskReport::skipped_because`] names that task).
+    Skipped,
+    /// It was running when the run stopped at a failure (fail-fast); it was dropped.
+    Cancelled,
+    /// It did not run: the run stopped first (fail-fast), or a rerun left it out.
+    NotRun,
+}
+
+impl Status {
+    /// `it ...`, for messages.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Skipped => "was skipped",
+            Self::Cancelled => "was cancelled",
+            Self::NotRun => "did not run",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
+            Self::NotRun => "not run",
+        })
+    }
+}
+
+/// The identity of a run, unique within the process: with a task's name and an attempt
+/// number it makes the key of an attempt ([`AttemptId`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunId(u64);
+
+impl RunId {
+    pub(crate) fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The number behind the id.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "run {}", self.0)
+    }
+}
+
+/// The key of one attempt of one task in one run: what an executor outside the process
+/// deduplicates by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AttemptId {
+    run: RunId,
+    task: Arc<str>,
+    attempt: u32,
+}
+
+impl AttemptId {
+    /// The run.
+    pub fn run(&self) -> RunId {
+        self.run
+    }
+
+    /// The task's name.
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// The attempt, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+}
+
+impl fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}, task `{}`, attempt {}",
+            self.run, self.task, self.attempt
+        )
+    }
+}
+
+/// A task's state during a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Not started (waiting for inputs or a free slot, or not part of the run).
+    Waiting,
+    /// Started, not finished.
+    Running,
+    Done(Status),
+}
+
+/// Where a completed task's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Ran,
+    Reused,
+    Marked,
+}
+
+/// What a run records of a task.
+#[derive(Debug)]
+pub(crate) struct TaskState {
+    pub phase: Phase,
+    pub origin: Origin,
+    pub error: Option<Arc<anyhow::Error>>,
+    pub skipped_because: Option<u32>,
+    pub start: Option<Instant>,
+    pub end: Option<Instant>,
+    pub attempts: u32,
+}
+
+impl TaskState {
+    pub const NEW: Self = Self {
+        phase: Phase::Waiting,
+        origin: Origin::Ran,
+        error: None,
+        skipped_because: None,
+        start: None,
+        end: None,
+        attempts: 0,
+    };
+
+    fn status(&self) -> Status {
+        match self.phase {
+            Phase::Waiting => Status::NotRun,
+            Phase::Running => Status::Cancelled,
+            Phase::Done(status) => status,
+        }
+    }
+}
+
+/// What a run did: for every task its [`Status`], its value or error, why it was skipped,
+/// when it started and finished, and how many attempts it took; the run's makespan and
+/// critical path.
+///
+/// A run never fails as a whole: [`check`](Report::check) turns failed tasks into an error,
+/// while the report keeps every value that was computed. Read values with
+/// [`get`](Report::get) (typed handles) or [`value`](Report::value) (names). Times are
+/// [`tokio::time::Instant`]s, so they are exact under `tokio::time::pause()`.
+pub struct Report {
+    pub(crate) graph: Arc<GraphInner>,
+    pub(crate) run: RunId,
+    /// Node 0 is the parameter.
+    pub(crate) values: Box<[Option<Value>]>,
+    pub(crate) tasks: Box<[TaskState]>,
+    pub(crate) started: Instant,
+    pub(crate) finished: Instant,
+}
+
+impl Report {
+    /// The id of this run.
+    pub fn run_id(&self) -> RunId {
+        self.run
+    }
+
+    /// The value of the task behind `handle` (or the parameter).
+    ///
+    /// # Errors
+    ///
+    /// If the handle comes from another graph's builder, or the task has no value (it
+    /// failed, was skipped, ...).
+    pub fn get<T: Any>(&self, handle: &Handle<T>) -> Result<&T, ValueError> {
+        let v = self.graph.check_handle(handle)?;
+        self.typed(v)
+    }
+
+    /// The value of task `name`.
+    ///
+    /// # Errors
+    ///
+    /// If there is no task `name`, it has no value (it failed, was skipped, ...), or its
+    /// value is not a `T`.
+    pub fn value<T: Any>(&self, name: &str) -> Result<&T, ValueError> {
+        self.typed(self.node(name)?)
+    }
+
+    /// The report of task `name`.
+    ///
+    /// # Errors
+    ///
+    /// If there is no task `name`.
+    pub fn task(&self, name: &str) -> Result<TaskReport<'_>, ValueError> {
+        Ok(TaskReport {
+            report: self,
+            node: self.node(name)?,
+        })
+    }
+
+    /// The report of the task behind `handle`.
+    ///
+    /// # Errors
+    ///
+    /// If the handle comes from another graph's builder, or is the parameter's.
+    pub fn task_of<T>(&self, handle: &Handle<T>) -> Result<TaskReport<'_>, ValueError> {
+        match self.graph.check_handle(handle)? {
+            0 => Err(ValueError::UnknownTask {
+                name: "param".to_owned(),
+            }),
+            node => Ok(TaskReport { report: self, node }),
+        }
+    }
+
+    /// Every task's report, in the order the tasks were added.
+    pub fn tasks(&self) -> impl ExactSizeIterator<Item = TaskReport<'_>> + '_ {
+        (1..self.graph.len()).map(move |v| TaskReport {
+            report: self,
+            node: super::graph::index(v),
+        })
+    }
+
+    /// How many tasks ended with `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.tasks[1..]
+            .iter()
+            .filter(|task| task.status() == status)
+            .count()
+    }
+
+    /// `Ok` if no task failed; otherwise a [`RunError`] that lists every failed task with its
+    /// error.
+    ///
+    /// # Errors
+    ///
+    /// If a task failed.
+    pub fn check(&self) -> Result<(), RunError> {
+        let failures: Vec<_> = self.tasks[1..]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, task)| {
+                let error = task.error.as_ref()?;
+                (task.status() == Status::Failed)
+                    .then(|| (self.graph.nodes[i + 1].name.clone(), error.clone()))
+            })
+            .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(RunError::new(failures))
+        }
+    }
+
+    /// When the run started (was first polled).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// When the run finished.
+    pub fn finished(&self) -> Instant {
+        self.finished
+    }
+
+    /// How long the run took, from its first poll to its end.
+    pub fn makespan(&self) -> Duration {
+        self.finished - self.started
+    }
+
+    /// The chain of tasks that decided the makespan: from the last task to finish, back
+    /// through the dependency that finished last (the first listed of those finishing at the
+    /// same time), until a task without dependencies that ran in this run. First task first;
+    /// empty if no task ran.
+    ///
+    /// Of several tasks that finished last at the same instant, the path starts from the
+    /// first that none of the others depends on.
+    pub fn critical_path(&self) -> Vec<&str> {
+        let end = |v: usize| self.tasks[v].end;
+        let Some(last_end) = (1..self.tasks.len()).filter_map(end).max() else {
+            return Vec::new();
+        };
+        let mut used_by_a_last = vec![false; self.tasks.len()];
+        for v in 1..self.tasks.len() {
+            if end(v) == Some(last_end) {
+                for &d in &self.graph.nodes[v].deps {
+                    used_by_a_last[d as usize] = true;
+                }
+            }
+        }
+        let mut at =
+            (1..self.tasks.len()).find(|&v| end(v) == Some(last_end) && !used_by_a_last[v]);
+        let mut path = Vec::new();
+        while let Some(v) = at {
+            path.push(self.graph.name(super::graph::index(v)));
+            at = self.graph.nodes[v]
+                .deps
+                .iter()
+                .map(|&d| d as usize)
+                .filter(|&d| d != 0)
+                .filter_map(|d| Some((end(d)?, d)))
+                .fold(
+                    None,
+                    |best: Option<(Instant, usize)>, (end, d)| match best {
+                        Some((best_end, _)) if best_end >= end => best,
+                        _ => Some((end, d)),
+                    },
+                )
+                .map(|(_, d)| d);
+        }
+        path.reverse();
+        path
+    }
+
+    fn node(&self, name: &str) -> Result<u32, ValueError> {
+        self.graph
+            .lookup(name)
+            .ok_or_else(|| ValueError::UnknownTask {
+                name: name.to_owned(),
+            })
+    }
+
+    fn typed<T: Any>(&self, v: u32) -> Result<&T, ValueError> {
+        let value = self.values[v as usize]
+            .as_ref()
+            .ok_or_else(|| ValueError::NoValue {
+                task: self.graph.name(v).to_owned(),
+                status: self.tasks[v as usize].status(),
+            })?;
+        value
+            .downcast_ref::<T>()
+            .ok_or_else(|| ValueError::TypeMismatch {
+                task: self.graph.name(v).to_owned(),
+                requested: type_name::<T>(),
+                actual: self.graph.nodes[v as usize].output.name,
+            })
+    }
+}
+
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Report")
+            .field("run", &self.run)
+            .field("makespan", &self.makespan())
+            .field("tasks", &self.tasks().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One task's part of a [`Report`].
+#[derive(Clone, Copy)]
+pub struct TaskReport<'a> {
+    report: &'a Report,
+    node: u32,
+}
+
+impl<'a> TaskReport<'a> {
+    fn state(&self) -> &'a TaskState {
+        &self.report.tasks[self.node as usize]
+    }
+
+    /// The task's name.
+    pub fn name(&self) -> &'a str {
+        self.report.graph.name(self.node)
+    }
+
+    /// What became of the task.
+    pub fn status(&self) -> Status {
+        self.state().status()
+    }
+
+    /// The task's value.
+    ///
+    /// # Errors
+    ///
+    /// If the task has no value, or it is not a `T`.
+    pub fn value<T: Any>(&self) -> Result<&'a T, ValueError> {
+        self.report.typed(self.node)
+    }
+
+    /// The task's value, type-erased (the same `Arc` a rerun reuses).
+    pub fn raw_value(&self) -> Option<&'a Value> {
+        self.report.values[self.node as usize].as_ref()
+    }
+
+    /// The error of the task's last attempt, if it failed.
+    pub fn error(&self) -> Option<&'a anyhow::Error> {
+        self.state().error.as_deref()
+    }
+
+    /// For a skipped task, the failed task it depends on (directly or not).
+    pub fn skipped_because(&self) -> Option<&'a str> {
+        let v = self.state().skipped_because?;
+        Some(self.report.graph.name(v))
+    }
+
+    /// When the task started (its first attempt), if it ran in this run.
+    pub fn started(&self) -> Option<Instant> {
+        self.state().start
+    }
+
+    /// When the task finished (completed, failed or was cancelled) or was skipped.
+    pub fn finished(&self) -> Option<Instant> {
+        self.state().end
+    }
+
+    /// How many attempts the task made in this run.
+    pub fn attempts(&self) -> u32 {
+        self.state().attempts
+    }
+
+    /// The keys of the task's attempts in this run, in order.
+    pub fn attempt_ids(&self) -> impl ExactSizeIterator<Item = AttemptId> + 'a {
+        let run = self.report.run;
+        let task = self.report.graph.nodes[self.node as usize].name.clone();
+        (0..self.attempts()).map(move |i| AttemptId {
+            run,
+            task: task.clone(),
+            attempt: i + 1,
+        })
+    }
+
+    /// Whether the task was called in this run (its value was not reused or marked done).
+    pub fn ran(&self) -> bool {
+        self.attempts() > 0
+    }
+
+    /// Whether the task's value was reused from the report a rerun started from.
+    pub fn reused(&self) -> bool {
+        self.status() == Status::Completed && self.state().origin == Origin::Reused
+    }
+
+    /// Whether the task was marked done with a given value in a rerun.
+    pub fn marked_done(&self) -> bool {
+        self.status() == Status::Completed && self.state().origin == Origin::Marked
+    }
+}
+
+impl fmt::Debug for TaskReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("TaskReport");
+        debug
+            .field("name", &self.name())
+            .field("status", &self.status());
+        if let Some(error) = self.error() {
+            debug.field("error", &format_args!("{error:#}"));
+        }
+        if let Some(because) = self.skipped_because() {
+            debug.field("skipped_because", &because);
+        }
+        debug.field("attempts", &self.attempts()).finish()
+    }
+}

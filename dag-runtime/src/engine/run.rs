@@ -1,0 +1,504 @@
+//! The scheduler: runs a [`Graph`], event by event, and produces its [`Report`].
+//!
+//! It keeps, per task, the number of inputs still missing; the graph keeps, per node, the
+//! tasks that use it. When a task completes, each user's count goes down by one, and a user
+//! whose count reaches zero joins the ready queue of its kind (async or blocking). Ready tasks
+//! start as long as their kind has a free slot. A failure walks the failed task's
+//! descendants once and marks them skipped. So a run costs O(tasks + edges), and a task
+//! starts in the same poll its last input arrives.
+//!
+//! Async tasks are polled on the run's own future, in a `FuturesUnordered` that polls only
+//! the ones that woke; blocking tasks run on tokio's blocking pool. Each in-flight item also
+//! carries its attempt's timeout, or the backoff before a retry, so the scheduler never polls
+//! on an interval. Every poll of a task runs inside `catch_unwind`: a panic fails the attempt.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::time::{sleep, Instant, Sleep};
+
+use super::error::{Panicked, TimedOut};
+use super::executor::{AttemptKey, Executor, Local, Running};
+use super::graph::{Call, Graph, GraphInner, Kind, Outcome, Value};
+use super::report::{Origin, Phase, Report, RunId, Status, TaskState};
+
+/// Options of a run: limits on the tasks in flight, and fail-fast.
+///
+/// ```
+/// use dag_runtime::engine::RunOptions;
+///
+/// let options = RunOptions::new().max_in_flight(8).max_blocking(2).fail_fast(true);
+/// assert_eq!(options.max_in_flight, Some(8));
+/// assert_eq!(RunOptions::default(), RunOptions::new());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// The most async tasks in flight at once (a task waiting to retry counts); `None` (the
+    /// default) for no limit. 0 counts as 1.
+    pub max_in_flight: Option<usize>,
+    /// The most blocking tasks in flight at once, apart from the async ones; `None` (the
+    /// default) leaves the limit to tokio's blocking pool. 0 counts as 1.
+    pub max_blocking: Option<usize>,
+    /// Stop at the first failure: cancel (drop) every task in flight and start no other.
+    /// `false` (the default) keeps going: only the failed task's descendants are skipped.
+    pub fail_fast: bool,
+}
+
+impl RunOptions {
+    /// No limits, keep going after failures.
+    pub const fn new() -> Self {
+        Self {
+            max_in_flight: None,
+            max_blocking: None,
+            fail_fast: false,
+        }
+    }
+
+    /// Sets the most async tasks in flight at once.
+    #[must_use]
+    pub const fn max_in_flight(mut self, limit: usize) -> Self {
+        self.max_in_flight = Some(limit);
+        self
+    }
+
+    /// Sets the most blocking tasks in flight at once.
+    #[must_use]
+    pub const fn max_blocking(mut self, limit: usize) -> Self {
+        self.max_blocking = Some(limit);
+        self
+    }
+
+    /// Sets whether the run stops at the first failure.
+    #[must_use]
+    pub const fn fail_fast(mut self, fail_fast: bool) -> Self {
+        self.fail_fast = fail_fast;
+        self
+    }
+}
+
+impl<P: Send + Sync + 'static> Graph<P> {
+    /// Runs the graph with `param`, with default [`RunOptions`]: the future resolves to the
+    /// run's [`Report`] once every task has completed, failed or been skipped.
+    ///
+    /// Like any future it does nothing until polled; dropping it cancels the run (tasks in
+    /// flight are dropped, blocking ones that have not started are aborted). Runs of one graph
+    /// are independent: several may go on at once, with different parameters.
+    ///
+    /// Async tasks are polled inside the returned future, so they work on any executor;
+    /// blocking tasks, timeouts and retry backoffs need a tokio runtime (with time enabled).
+    pub fn run(&self, param: P) -> Run {
+        self.run_with(param, RunOptions::new())
+    }
+
+    /// Runs the graph with `param` and `options`; see [`run`](Graph::run).
+    pub fn run_with(&self, param: P, options: RunOptions) -> Run {
+        Run::new(self.inner.clone(), Arc::new(param), options, None)
+    }
+}
+
+/// What a rerun starts from ([`Again`](super::Again)): which tasks run, and the values of
+/// those that do not.
+pub(crate) struct Plan {
+    pub runs: Vec<bool>,
+    pub preset: Vec<Option<(Value, Origin)>>,
+}
+
+/// A run of a [`Graph`]: a future of its [`Report`], from [`Graph::run`].
+///
+/// Dropping it cancels the run: tasks in flight are dropped, and blocking tasks that have not
+/// started on the pool are aborted (those already running finish on their thread, unseen).
+#[must_use = "futures do nothing unless you `.await` or poll them; dropping this one cancels the run"]
+pub struct Run {
+    scheduler: Option<Box<Scheduler>>,
+}
+
+impl Run {
+    pub(crate) fn new(
+        graph: Arc<GraphInner>,
+        param: Value,
+        options: RunOptions,
+        plan: Option<Plan>,
+    ) -> Self {
+        Self {
+            scheduler: Some(Box::new(Scheduler::new(graph, param, options, plan))),
+        }
+    }
+
+    /// The id of this run (its report carries it too).
+    ///
+    /// # Panics
+    ///
+    /// If the run has finished.
+    pub fn id(&self) -> RunId {
+        self.scheduler
+            .as_ref()
+            .expect("`Run::id` called after the run finished")
+            .run
+    }
+}
+
+impl Future for Run {
+    type Output = Report;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Report> {
+        let scheduler = self
+            .scheduler
+            .as_mut()
+            .expect("`Run` polled after it finished");
+        let report = core::task::ready!(scheduler.poll(cx));
+        self.scheduler = None;
+        Poll::Ready(report)
+    }
+}
+
+impl fmt::Debug for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.scheduler {
+            Some(scheduler) => f
+                .debug_struct("Run")
+                .field("id", &scheduler.run)
+                .field("in_flight", &scheduler.in_flight.len())
+                .finish_non_exhaustive(),
+            None => f.write_str("Run(finished)"),
+        }
+    }
+}
+
+/// Events handled per poll before the run yields to its executor.
+const BUDGET: usize = 128;
+
+/// Index of a kind's queue and counter.
+fn slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Async => 0,
+        Kind::Blocking => 1,
+    }
+}
+
+struct Scheduler {
+    graph: Arc<GraphInner>,
+    run: RunId,
+    executor: Local,
+    /// The most tasks in flight, per kind.
+    limits: [usize; 2],
+    fail_fast: bool,
+    /// Node 0 is the parameter.
+    values: Vec<Option<Value>>,
+    tasks: Vec<TaskState>,
+    /// Per task, its inputs that have no value yet (meaningless for tasks that do not run).
+    missing: Vec<u32>,
+    /// Which tasks this run may start (`None`: all of them).
+    runs: Option<Vec<bool>>,
+    /// Tasks whose inputs are all there, per kind, in the order they became ready.
+    ready: [VecDeque<u32>; 2],
+    /// Tasks started and not finished, per kind.
+    busy: [usize; 2],
+    in_flight: FuturesUnordered<InFlight>,
+    started: Option<Instant>,
+    /// Scratch space for walks over descendants.
+    stack: Vec<u32>,
+}
+
+impl Scheduler {
+    fn new(graph: Arc<GraphInner>, param: Value, options: RunOptions, plan: Option<Plan>) -> Self {
+        let n = graph.len();
+        let mut values = vec![None; n];
+        values[0] = Some(param);
+        let mut tasks: Vec<TaskState> = (0..n).map(|_| TaskState::NEW).collect();
+        tasks[0].phase = Phase::Done(Status::Completed);
+        let mut ready = [VecDeque::new(), VecDeque::new()];
+        let (missing, runs) = match plan {
+            None => {
+                let missing = graph.initial_missing.to_vec();
+                for v in 1..n {
+                    if missing[v] == 0 {
+                        ready[slot(graph.nodes[v].kind)].push_back(super::graph::index(v));
+                    }
+                }
+                (missing, None)
+            }
+            Some(Plan { runs, preset }) => {
+                let mut missing = vec![0; n];
+                for (v, preset) in preset.into_iter().enumerate().skip(1) {
+                    if let Some((value, origin)) = preset {
+                        values[v] = Some(value);
+                        tasks[v].phase = Phase::Done(Status::Completed);
+                        tasks[v].origin = origin;
+                    }
+                }
+                for v in 1..n {
+                    if runs[v] {
+                        let node = &graph.nodes[v];
+                        missing[v] = super::graph::index(
+                            node.deps
+                                .iter()
+                                .filter(|&&d| values[d as usize].is_none())
+                                .count(),
+                        );
+                        if missing[v] == 0 {
+                            ready[slot(node.kind)].push_back(super::graph::index(v));
+                        }
+                    }
+                }
+                (missing, Some(runs))
+            }
+        };
+        Self {
+            limits: [
+                options.max_in_flight.map_or(usize::MAX, |l| l.max(1)),
+                options.max_blocking.map_or(usize::MAX, |l| l.max(1)),
+            ],
+            fail_fast: options.fail_fast,
+            run: RunId::next(),
+            executor: Local,
+            graph,
+            values,
+            tasks,
+            missing,
+            runs,
+            ready,
+            busy: [0, 0],
+            in_flight: FuturesUnordered::new(),
+            started: None,
+            stack: Vec::new(),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Report> {
+        if self.started.is_none() {
+            self.started = Some(Instant::now());
+        }
+        for _ in 0..BUDGET {
+            self.launch();
+            if self.in_flight.is_empty() {
+                return Poll::Ready(self.finish());
+            }
+            match self.in_flight.poll_next_unpin(cx) {
+                Poll::Ready(Some((v, attempt, event))) => match event {
+                    Event::Finished(outcome) => self.finished(v, attempt, outcome),
+                    Event::Retry => self.attempt(v, attempt),
+                },
+                Poll::Ready(None) => unreachable!("`in_flight` is not empty"),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Let other tasks of the executor run before going on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Starts ready tasks while their kind has free slots.
+    fn launch(&mut self) {
+        for kind in 0..2 {
+            while self.busy[kind] < self.limits[kind] {
+                let Some(v) = self.ready[kind].pop_front() else {
+                    break;
+                };
+                self.busy[kind] += 1;
+                let task = &mut self.tasks[v as usize];
+                task.phase = Phase::Running;
+                task.start = Some(Instant::now());
+                self.attempt(v, 1);
+            }
+        }
+    }
+
+    /// Starts attempt `attempt` of task `v`.
+    fn attempt(&mut self, v: u32, attempt: u32) {
+        self.tasks[v as usize].attempts = attempt;
+        let node = &self.graph.nodes[v as usize];
+        let work = node.work.as_ref().expect("tasks have a function");
+        let call = Call {
+            graph: &self.graph,
+            node: v,
+            values: &self.values,
+        };
+        let key = AttemptKey {
+            run: self.run,
+            task: &node.name,
+            attempt,
+        };
+        let timeout = node.options.timeout;
+        let started = catch_unwind(AssertUnwindSafe(|| {
+            let job = work(call)?;
+            let running = self.executor.start(key, job)?;
+            let deadline = timeout.map(|after| (Box::pin(sleep(after)), after));
+            Ok::<_, anyhow::Error>((running, deadline))
+        }));
+        match started {
+            Ok(Ok((running, deadline))) => self.in_flight.push(InFlight {
+                node: v,
+                attempt,
+                state: Flight::Running { running, deadline },
+            }),
+            Ok(Err(error)) => self.finished(v, attempt, Err(error)),
+            Err(payload) => self.finished(v, attempt, Err(panicked(&*payload))),
+        }
+    }
+
+    /// Task `v`'s attempt `attempt` ended with `outcome`.
+    fn finished(&mut self, v: u32, attempt: u32, outcome: Outcome) {
+        let now = Instant::now();
+        let node = &self.graph.nodes[v as usize];
+        match outcome {
+            Ok(value) => {
+                self.values[v as usize] = Some(value);
+                self.end(v, Status::Completed, now);
+                for &s in self.graph.successors(v) {
+                    if self.waiting(s) {
+                        let missing = &mut self.missing[s as usize];
+                        *missing -= 1;
+                        if *missing == 0 {
+                            self.ready[slot(self.graph.nodes[s as usize].kind)].push_back(s);
+                        }
+                    }
+                }
+            }
+            Err(error) if attempt <= node.options.retries => {
+                let backoff = node.options.backoff_before(attempt + 1);
+                let state = if backoff.is_zero() {
+                    Flight::Now
+                } else {
+                    match catch_unwind(|| Box::pin(sleep(backoff))) {
+                        Ok(sleep) => Flight::Backoff(sleep),
+                        Err(payload) => {
+                            let error = error.context(panicked(&*payload));
+                            return self.fail(v, error, now);
+                        }
+                    }
+                };
+                self.in_flight.push(InFlight {
+                    node: v,
+                    attempt: attempt + 1,
+                    state,
+                });
+            }
+            Err(error) => self.fail(v, error, now),
+        }
+    }
+
+    /// Task `v` failed for good: its descendants are skipped; with fail-fast, the run stops.
+    fn fail(&mut self, v: u32, error: anyhow::Error, now: Instant) {
+        self.tasks[v as usize].error = Some(Arc::new(error));
+        self.end(v, Status::Failed, now);
+        let mut stack = core::mem::take(&mut self.stack);
+        stack.extend_from_slice(self.graph.successors(v));
+        while let Some(s) = stack.pop() {
+            if self.waiting(s) {
+                let task = &mut self.tasks[s as usize];
+                task.phase = Phase::Done(Status::Skipped);
+                task.skipped_because = Some(v);
+                task.end = Some(now);
+                stack.extend_from_slice(self.graph.successors(s));
+            }
+        }
+        self.stack = stack;
+        if self.fail_fast {
+            self.stop(now);
+        }
+    }
+
+    /// Cancels every task in flight and starts no other.
+    fn stop(&mut self, now: Instant) {
+        for in_flight in &self.in_flight {
+            let task = &mut self.tasks[in_flight.node as usize];
+            task.phase = Phase::Done(Status::Cancelled);
+            task.end = Some(now);
+        }
+        // Drops the tasks' futures; blocking closures that have not started are aborted.
+        self.in_flight.clear();
+        self.ready = [VecDeque::new(), VecDeque::new()];
+        self.busy = [0, 0];
+    }
+
+    /// Whether task `s` is one this run starts and has not started yet.
+    fn waiting(&self, s: u32) -> bool {
+        self.tasks[s as usize].phase == Phase::Waiting
+            && self.runs.as_ref().is_none_or(|runs| runs[s as usize])
+    }
+
+    fn end(&mut self, v: u32, status: Status, now: Instant) {
+        let task = &mut self.tasks[v as usize];
+        task.phase = Phase::Done(status);
+        task.end = Some(now);
+        self.busy[slot(self.graph.nodes[v as usize].kind)] -= 1;
+    }
+
+    fn finish(&mut self) -> Report {
+        Report {
+            graph: self.graph.clone(),
+            run: self.run,
+            values: core::mem::take(&mut self.values).into_boxed_slice(),
+            tasks: core::mem::take(&mut self.tasks).into_boxed_slice(),
+            started: self.started.expect("the run started"),
+            finished: Instant::now(),
+        }
+    }
+}
+
+/// The error of an attempt that panicked with `payload`.
+fn panicked(payload: &(dyn core::any::Any + Send)) -> anyhow::Error {
+    Panicked::from_payload(payload).into()
+}
+
+/// A task in flight: an attempt running, or the wait before the next one.
+struct InFlight {
+    node: u32,
+    attempt: u32,
+    state: Flight,
+}
+
+enum Flight {
+    /// The attempt, and its deadline with the timeout it stands for.
+    Running {
+        running: Running,
+        deadline: Option<(Pin<Box<Sleep>>, core::time::Duration)>,
+    },
+    /// The backoff before attempt `attempt`.
+    Backoff(Pin<Box<Sleep>>),
+    /// Attempt `attempt` is due at once.
+    Now,
+}
+
+enum Event {
+    /// The attempt ended.
+    Finished(Outcome),
+    /// Time for the attempt.
+    Retry,
+}
+
+impl Future for InFlight {
+    type Output = (u32, u32, Event);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let event = match &mut this.state {
+            Flight::Running { running, deadline } => {
+                match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *running).poll(cx))) {
+                    Ok(Poll::Ready(outcome)) => Event::Finished(outcome),
+                    Err(payload) => Event::Finished(Err(panicked(&*payload))),
+                    Ok(Poll::Pending) => match deadline {
+                        Some((sleep, after)) => {
+                            core::task::ready!(sleep.as_mut().poll(cx));
+                            Event::Finished(Err(TimedOut { after: *after }.into()))
+                        }
+                        None => return Poll::Pending,
+                    },
+                }
+            }
+            Flight::Backoff(sleep) => {
+                core::task::ready!(sleep.as_mut().poll(cx));
+                Event::Retry
+            }
+            Flight::Now => Event::Retry,
+        };
+        Poll::Ready((this.node, this.attempt, event))
+    }
+}
