@@ -121,10 +121,6 @@ async fn end_task<const Y: bool>(b: u64, c: u64) -> u64 {
     b + c
 }
 
-#[allow(
-    clippy::manual_async_fn,
-    reason = "returns the graph's own future, so that `size_of_val` measures just that"
-)]
 fn seed_with_dag<const Y: bool>() -> impl Future<Output = u64> {
     dag! {
         a   = fast_a::<Y>();

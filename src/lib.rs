@@ -212,6 +212,13 @@ pub mod __private {
     #[cfg(feature = "tokio")]
     pub use dag_runtime::{spawn, spawn_blocking};
 
+    /// The graph's future, unchanged. Returning `dag! { .. }` from a function then does not
+    /// read as a hand-written `async fn` to lints such as `clippy::manual_async_fn`.
+    #[inline]
+    pub fn dag<F: core::future::Future>(future: F) -> F {
+        future
+    }
+
     #[cfg(not(feature = "tokio"))]
     pub use self::disabled::{spawn, spawn_blocking};
 

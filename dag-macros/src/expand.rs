@@ -150,12 +150,13 @@ impl<'a> Expander<'a> {
         } else {
             tail
         };
+        let krate = self.krate;
         quote! {
-            async #move_token {
+            #krate::__private::dag(async #move_token {
                 #slots
                 #body
                 #output
-            }
+            })
         }
     }
 
@@ -237,7 +238,12 @@ impl<'a> Expander<'a> {
             }
         }
         let mut out = TokenStream::new();
+        // Clones waiting for the stage of their consumer.
+        let mut clones: BTreeMap<usize, TokenStream> = BTreeMap::new();
         for (i, stage) in stages.iter().enumerate() {
+            if let Some(tokens) = clones.remove(&i) {
+                out.extend(tokens);
+            }
             // A branch that ends with the node it returns: `..; (EXPR).await` rather than
             // `..; let v = (EXPR).await; v`.
             if let (Plan::Node(v), [export], false) = (stage, exports, top) {
@@ -260,9 +266,12 @@ impl<'a> Expander<'a> {
                 .collect();
             out.extend(self.stage(stage, &bound));
             for &p in &bound {
-                out.extend(self.distribute(p, &stage_of, exports, top));
+                for (stage, tokens) in self.distribute(p, &stage_of, exports, top) {
+                    clones.entry(stage).or_default().extend(tokens);
+                }
             }
         }
+        out.extend(clones.into_values());
         if !top && (!exports.is_empty() || self.graph.fallible()) {
             let values = self.values(exports);
             out.extend(self.ok(values));
@@ -271,14 +280,15 @@ impl<'a> Expander<'a> {
     }
 
     /// After `p` is bound: decides which consumer gets the value itself and clones it for the
-    /// other consumers that need their own.
+    /// other consumers that need their own. Returns each clone with the stage it is for: it
+    /// is made just before that stage, so that it does not live across earlier awaits.
     fn distribute(
         &mut self,
         p: usize,
         stage_of: &BTreeMap<usize, usize>,
         exports: &[usize],
         top: bool,
-    ) -> TokenStream {
+    ) -> Vec<(usize, TokenStream)> {
         const LAST: usize = usize::MAX;
         let mut entries: Vec<(usize, Mode, Target)> = Vec::new();
         for &(c, mode) in &self.consumers[p] {
@@ -307,8 +317,8 @@ impl<'a> Expander<'a> {
             .max_by_key(|(i, e)| (e.0, matches!(e.2, Target::Export), std::cmp::Reverse(*i)))
             .map(|(i, _)| i);
         let name = self.name(p).clone();
-        let mut out = TokenStream::new();
-        for (i, &(_, mode, target)) in entries.iter().enumerate() {
+        let mut out = Vec::new();
+        for (i, &(stage, mode, target)) in entries.iter().enumerate() {
             if mode == Mode::Borrow || Some(i) == mover {
                 continue;
             }
@@ -332,9 +342,12 @@ impl<'a> Expander<'a> {
             let site = self.site(p, c);
             let mut at_site = name.clone();
             at_site.set_span(site);
-            out.extend(quote_spanned! {site=>
-                let #var = ::core::clone::Clone::clone(&#at_site);
-            });
+            out.push((
+                stage,
+                quote_spanned! {site=>
+                    let #var = ::core::clone::Clone::clone(&#at_site);
+                },
+            ));
             self.clones.insert((p, c), var);
         }
         out
