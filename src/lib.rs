@@ -208,7 +208,7 @@ pub mod __private {
     pub use dag_macros::dag_impl;
     #[cfg(feature = "anyhow")]
     pub use dag_runtime::{anyhow, node_error};
-    pub use dag_runtime::{branch, join, join_wide, try_join, try_join_wide, Slot};
+    pub use dag_runtime::{branch, join, join_wide, try_join, try_join_wide, Owned, Slot};
     #[cfg(feature = "tokio")]
     pub use dag_runtime::{spawn, spawn_blocking};
 

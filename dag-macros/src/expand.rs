@@ -77,6 +77,15 @@ enum Consumer {
     Tail,
 }
 
+/// How a consumer that needs its own value gets it.
+#[derive(Clone, Debug)]
+enum Delivery {
+    /// A statement of the binding scope, evaluated in place: clones the value right there.
+    Clone,
+    /// Inside a branch: takes the `Owned` wrapper made just before the branch, by move.
+    Owned(Ident),
+}
+
 /// A use of a value seen from the scope that binds it.
 #[derive(Clone, Copy, Debug)]
 enum Target {
@@ -95,7 +104,7 @@ struct Expander<'a> {
     /// Per producer: consumers that wait on its slot, with their waker index.
     waiter_index: BTreeMap<(usize, usize), usize>,
     /// Clones made for consumers of values bound in a scope.
-    clones: BTreeMap<(usize, Consumer), Ident>,
+    clones: BTreeMap<(usize, Consumer), Delivery>,
 }
 
 impl<'a> Expander<'a> {
@@ -266,7 +275,7 @@ impl<'a> Expander<'a> {
                 .collect();
             out.extend(self.stage(stage, &bound));
             for &p in &bound {
-                for (stage, tokens) in self.distribute(p, &stage_of, exports, top) {
+                for (stage, tokens) in self.distribute(p, stages, &stage_of, exports, top) {
                     clones.entry(stage).or_default().extend(tokens);
                 }
             }
@@ -285,6 +294,7 @@ impl<'a> Expander<'a> {
     fn distribute(
         &mut self,
         p: usize,
+        stages: &[Plan],
         stage_of: &BTreeMap<usize, usize>,
         exports: &[usize],
         top: bool,
@@ -318,13 +328,26 @@ impl<'a> Expander<'a> {
             .map(|(i, _)| i);
         let name = self.name(p).clone();
         let mut out = Vec::new();
+        let mut handover = None;
         for (i, &(stage, mode, target)) in entries.iter().enumerate() {
-            if mode == Mode::Borrow || Some(i) == mover {
+            let Target::Consumer(c) = target else {
+                continue; // an export returns the value itself
+            };
+            if mode == Mode::Borrow {
                 continue;
             }
-            let Target::Consumer(c) = target else {
-                unreachable!("an export is the last use, so it is the mover")
+            // A consumer that is a statement of this scope reads the value in place; one
+            // inside a branch gets it through a wrapper the branch takes by move.
+            let in_place = match c {
+                Consumer::Tail => true,
+                Consumer::Node(v) => matches!(stages.get(stage), Some(Plan::Node(s)) if *s == v),
             };
+            if in_place {
+                if Some(i) != mover {
+                    self.clones.insert((p, c), Delivery::Clone);
+                }
+                continue;
+            }
             let var = match c {
                 Consumer::Node(v) => format_ident!(
                     "__dag_{}_for_{}",
@@ -332,24 +355,27 @@ impl<'a> Expander<'a> {
                     unraw(self.name(v)),
                     span = Span::mixed_site()
                 ),
-                Consumer::Tail => format_ident!(
-                    "__dag_{}_for_output",
-                    unraw(&name),
-                    span = Span::mixed_site()
-                ),
+                Consumer::Tail => unreachable!("the output reads values in place"),
             };
-            // The whole clone points at the consumer's use, where a missing `Clone` is fixed.
-            let site = self.site(p, c);
-            let mut at_site = name.clone();
-            at_site.set_span(site);
-            out.push((
-                stage,
-                quote_spanned! {site=>
-                    let #var = ::core::clone::Clone::clone(&#at_site);
-                },
-            ));
-            self.clones.insert((p, c), var);
+            let krate = self.krate;
+            if Some(i) == mover {
+                handover = Some((stage, quote!(let #var = #krate::__private::Owned(#name);)));
+            } else {
+                // The whole clone points at the consumer's use, where a missing `Clone` is fixed.
+                let site = self.site(p, c);
+                let mut at_site = name.clone();
+                at_site.set_span(site);
+                out.push((
+                    stage,
+                    quote_spanned! {site=>
+                        let #var = #krate::__private::Owned(::core::clone::Clone::clone(&#at_site));
+                    },
+                ));
+            }
+            self.clones.insert((p, c), Delivery::Owned(var));
         }
+        // The move comes after every clone made for the same stage.
+        out.extend(handover);
         out
     }
 
@@ -561,8 +587,18 @@ impl<'a> Expander<'a> {
                         replace.insert(u.node, graph::deref_tokens(&r));
                     }
                 }
-            } else if let Some(var) = self.clones.get(&(p, consumer)) {
-                bindings.extend(quote!(let #name = #var;));
+            } else {
+                match self.clones.get(&(p, consumer)) {
+                    Some(Delivery::Owned(var)) => {
+                        bindings.extend(quote!(let #name = #var.into_inner();));
+                    }
+                    Some(Delivery::Clone) => {
+                        let mut at_site = name.clone();
+                        at_site.set_span(site);
+                        bindings.extend(quote_spanned!(site=> let #name = ::core::clone::Clone::clone(&#at_site);));
+                    }
+                    None => {}
+                }
             }
         }
         waits.extend(bindings);

@@ -48,6 +48,7 @@ pub mod engine;
 #[cfg(feature = "anyhow")]
 pub mod error;
 pub mod join;
+pub mod owned;
 pub mod slot;
 #[cfg(feature = "tokio")]
 pub mod spawn;
@@ -60,6 +61,7 @@ pub use join::{
     branch, join, join_wide, try_join, try_join_wide, Branch, BranchResult, Branches, Join,
     TryBranches, TryJoin, TryWideJoin, WideJoin,
 };
+pub use owned::Owned;
 pub use slot::{Slot, Wait};
 #[cfg(feature = "tokio")]
 pub use spawn::{spawn, spawn_blocking, Blocking, Spawned};
