@@ -464,10 +464,18 @@ impl<'a> Expander<'a> {
                 } else {
                     let (prelude, expr) = self.node_code(v);
                     let future = self.placed(v, &expr);
+                    let waits = self.graph.nodes[v]
+                        .uses
+                        .iter()
+                        .any(|u| self.in_slot[u.node.0]);
                     if prelude.is_empty() {
                         future
-                    } else {
+                    } else if waits {
                         quote_spanned!(span=> async { #prelude (#future).await })
+                    } else {
+                        // Only values handed over: take them and make the future in place, as
+                        // `join!(f(a.clone()), ..)` would, without a wrapping async block.
+                        quote_spanned!(span=> { #prelude #future })
                     }
                 };
                 quote_spanned!(span=> #krate::__private::branch(#future))
