@@ -10,7 +10,7 @@ use core::fmt;
 use core::future::Future;
 use core::mem::MaybeUninit;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
@@ -45,6 +45,9 @@ pub struct Slot<T, const K: usize> {
     takers: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
     wakers: [AtomicWaker; K],
+    /// Bit `i` set: consumer `i` (for `i < 64`) stored a waker. `set` wakes only those (and
+    /// every consumer from 64 on), so consumers that never had to wait cost nothing.
+    registered: AtomicU64,
 }
 
 // SAFETY: every access to `value` is guarded by `state`: it is written once, by the `set` that
@@ -64,6 +67,7 @@ impl<T, const K: usize> Slot<T, K> {
             takers: AtomicUsize::new(takers),
             value: UnsafeCell::new(MaybeUninit::uninit()),
             wakers: [const { AtomicWaker::new() }; K],
+            registered: AtomicU64::new(0),
         }
     }
 
@@ -83,9 +87,13 @@ impl<T, const K: usize> Slot<T, K> {
         // SAFETY: the compare-exchange above made this call the only writer, and no reader
         // touches `value` before `state` is FULL.
         unsafe { (*self.value.get()).write(value) };
-        self.state.store(FULL, Ordering::Release);
-        for waker in &self.wakers {
-            waker.wake();
+        // SeqCst pairs with `Wait::poll`: either it sees FULL or this sees its bit.
+        self.state.store(FULL, Ordering::SeqCst);
+        let registered = self.registered.load(Ordering::SeqCst);
+        for (i, waker) in self.wakers.iter().enumerate() {
+            if i >= 64 || registered & (1 << i) != 0 {
+                waker.wake();
+            }
         }
     }
 
@@ -266,8 +274,13 @@ impl<T, const K: usize> Future for Wait<'_, T, K> {
         }
         // `register` keeps the stored waker when it `will_wake` the same task.
         self.slot.wakers[self.consumer].register(cx.waker());
+        if self.consumer < 64 {
+            self.slot
+                .registered
+                .fetch_or(1 << self.consumer, Ordering::SeqCst);
+        }
         // Checked again: `set` may have run before the waker was stored.
-        if self.slot.is_set() {
+        if self.slot.state.load(Ordering::SeqCst) & PHASE >= FULL {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -394,6 +407,26 @@ mod tests {
         // A consumer that waits after `set` is ready at once.
         assert!(poll_once(std::pin::pin!(slot.wait(0)), &waker).is_ready());
         assert_eq!(slot.take_unique(), 7);
+    }
+
+    #[test]
+    fn set_wakes_every_registered_consumer_and_only_those_below_64() {
+        let slot = Slot::<u8, 70>::new(0);
+        let counters: Vec<Arc<CountingWaker>> =
+            (0..3).map(|_| Arc::new(CountingWaker::default())).collect();
+        let wakers: Vec<Waker> = counters.iter().map(|c| Waker::from(c.clone())).collect();
+        // Consumers 3 and 65 wait; consumer 10 never polls.
+        let mut low = std::pin::pin!(slot.wait(3));
+        let mut high = std::pin::pin!(slot.wait(65));
+        assert!(poll_once(low.as_mut(), &wakers[0]).is_pending());
+        assert!(poll_once(high.as_mut(), &wakers[1]).is_pending());
+        let _idle = slot.wait(10);
+        slot.set(1);
+        assert_eq!(counters[0].wakes.load(Ordering::Relaxed), 1);
+        assert_eq!(counters[1].wakes.load(Ordering::Relaxed), 1);
+        assert_eq!(counters[2].wakes.load(Ordering::Relaxed), 0);
+        assert!(poll_once(low.as_mut(), &wakers[0]).is_ready());
+        assert!(poll_once(high.as_mut(), &wakers[1]).is_ready());
     }
 
     #[test]
