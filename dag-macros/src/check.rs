@@ -204,14 +204,9 @@ fn self_dependency(cx: &Ctxt, graph: &Graph) {
 // The graph has no cycle (through two or more nodes). Each cycle is reported once, with its
 // whole path, at the reference that closes it.
 fn cycles(cx: &Ctxt, graph: &Graph) {
-    let deps = graph.deps();
-    for scc in strongly_connected(&deps) {
-        if scc.len() < 2 {
-            continue;
-        }
-        // The shortest cycle through the first-defined node of the component.
-        let start = scc[0];
-        let path = shortest_cycle(&deps, &scc, start);
+    // Self-dependencies are their own rule, and `deps` leaves them out.
+    for path in dag_runtime::cycles::cycles(&graph.deps()) {
+        let start = path[0];
         let names: Vec<String> = path
             .iter()
             .map(|&v| format!("`{}`", unraw(&graph.nodes[v].name)))
@@ -223,120 +218,5 @@ fn cycles(cx: &Ctxt, graph: &Graph) {
             .find(|u| u.node == NodeId(start))
             .map_or_else(|| graph.nodes[closing].name.span(), |u| u.site.span());
         cx.error_spanned(site, format!("dependency cycle: {}", names.join(" -> ")));
-    }
-}
-
-/// Strongly connected components (Tarjan, iterative), each sorted, in order of their
-/// first node. `deps[v]` are the nodes `v` uses.
-pub fn strongly_connected(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
-    let n = deps.len();
-    let mut index = vec![usize::MAX; n];
-    let mut low = vec![0; n];
-    let mut on_stack = vec![false; n];
-    let mut stack = Vec::new();
-    let mut next = 0;
-    let mut out = Vec::new();
-    for root in 0..n {
-        if index[root] != usize::MAX {
-            continue;
-        }
-        let mut call: Vec<(usize, usize)> = vec![(root, 0)];
-        index[root] = next;
-        low[root] = next;
-        next += 1;
-        stack.push(root);
-        on_stack[root] = true;
-        while let Some(&mut (v, ref mut edge)) = call.last_mut() {
-            if let Some(&w) = deps[v].get(*edge) {
-                *edge += 1;
-                if index[w] == usize::MAX {
-                    index[w] = next;
-                    low[w] = next;
-                    next += 1;
-                    stack.push(w);
-                    on_stack[w] = true;
-                    call.push((w, 0));
-                } else if on_stack[w] {
-                    low[v] = low[v].min(index[w]);
-                }
-            } else {
-                call.pop();
-                if let Some(&(parent, _)) = call.last() {
-                    low[parent] = low[parent].min(low[v]);
-                }
-                if low[v] == index[v] {
-                    let mut component = Vec::new();
-                    loop {
-                        let w = stack.pop().expect("v is on the stack");
-                        on_stack[w] = false;
-                        component.push(w);
-                        if w == v {
-                            break;
-                        }
-                    }
-                    component.sort_unstable();
-                    out.push(component);
-                }
-            }
-        }
-    }
-    out.sort_by_key(|c| c[0]);
-    out
-}
-
-/// `start -> .. -> start` within `scc`, following `deps`, shortest first (BFS).
-fn shortest_cycle(deps: &[Vec<usize>], scc: &[usize], start: usize) -> Vec<usize> {
-    let mut parent = vec![usize::MAX; deps.len()];
-    let mut queue = std::collections::VecDeque::from([start]);
-    while let Some(v) = queue.pop_front() {
-        for &w in &deps[v] {
-            if scc.binary_search(&w).is_err() {
-                continue;
-            }
-            if w == start {
-                let mut back = Vec::new();
-                let mut at = v;
-                while at != start {
-                    back.push(at);
-                    at = parent[at];
-                }
-                back.reverse();
-                let mut path = vec![start];
-                path.extend(back);
-                path.push(start);
-                return path;
-            }
-            if parent[w] == usize::MAX && w != start {
-                parent[w] = v;
-                queue.push_back(w);
-            }
-        }
-    }
-    unreachable!(
-        "a strongly connected component of two or more nodes has a cycle through each node"
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn components() {
-        // 0 -> 1 -> 2 -> 0, 3 -> 3? no self loops here; 4 alone.
-        let deps = vec![vec![1], vec![2], vec![0], vec![], vec![3]];
-        assert_eq!(
-            strongly_connected(&deps),
-            vec![vec![0, 1, 2], vec![3], vec![4]]
-        );
-    }
-
-    #[test]
-    fn cycle_path_in_dependency_order() {
-        // a uses b, b uses c, c uses a.
-        let deps = vec![vec![1], vec![2], vec![0]];
-        assert_eq!(shortest_cycle(&deps, &[0, 1, 2], 0), vec![0, 1, 2, 0]);
-        let deps = vec![vec![1], vec![0]];
-        assert_eq!(shortest_cycle(&deps, &[0, 1], 0), vec![0, 1, 0]);
     }
 }

@@ -43,6 +43,8 @@
            `engine`, graphs built at run time, with reruns."
 )]
 
+#[doc(hidden)]
+pub mod cycles;
 #[cfg(feature = "engine")]
 pub mod engine;
 #[cfg(feature = "anyhow")]

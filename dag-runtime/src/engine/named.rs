@@ -10,9 +10,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::error::{BuildError, BuildProblem, InputError};
+use crate::cycles::cycles;
+
 use super::graph::{
-    cycles, index, next_builder_id, Call, Graph, GraphInner, Job, Kind, Node, TaskOptions,
-    TypeInfo, Value, Work,
+    index, next_builder_id, Call, Graph, GraphInner, Job, Kind, Node, TaskOptions, TypeInfo, Value,
+    Work,
 };
 
 /// Builds a [`Graph`] from task names mapped to functions and names mapped to dependency names.
