@@ -451,7 +451,7 @@ impl<'a> Expander<'a> {
         match part {
             Plan::Node(v) => {
                 let v = *v;
-                let span = parse::expr_span(&self.graph.nodes[v].expr);
+                let span = self.graph.nodes[v].expr.span();
                 let future = if self.in_slot[v] {
                     let slot = self.slot(v);
                     let value = self.awaited(v);
@@ -511,7 +511,7 @@ impl<'a> Expander<'a> {
     /// expression spawned as a task or run on the blocking pool.
     fn placed(&self, v: usize, expr: &TokenStream) -> TokenStream {
         let krate = self.krate;
-        let span = parse::expr_span(&self.graph.nodes[v].expr);
+        let span = self.graph.nodes[v].expr.span();
         match self.graph.nodes[v].placement {
             Placement::Inline => expr.clone(),
             Placement::Spawn => quote_spanned!(span=> #krate::__private::spawn(#expr)),
@@ -526,7 +526,7 @@ impl<'a> Expander<'a> {
     fn awaited(&mut self, v: usize) -> TokenStream {
         let (prelude, expr) = self.node_code(v);
         let node = &self.graph.nodes[v];
-        let span = parse::expr_span(&node.expr);
+        let span = node.expr.span();
         let future = self.placed(v, &expr);
         let mut value = quote_spanned!(span=> (#future).await);
         if let Some(question) = node.question {

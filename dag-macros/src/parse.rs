@@ -8,7 +8,6 @@
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
-use syn::spanned::Spanned;
 use syn::{Attribute, Expr, Ident, Token};
 
 /// A whole `dag!` invocation after the shim: the facade crate's path, then the body.
@@ -62,17 +61,17 @@ impl Parse for NodeStmt {
                 input.error("expected a node definition `name = expression;` after the attribute")
             );
         }
-        let name: Ident = match input.parse() {
-            Ok(name) => name,
-            Err(_) => return Err(not_a_statement(input)),
+        let Ok(name) = input.parse::<Ident>() else {
+            return Err(input.error(NOT_A_STATEMENT));
         };
+        if input.is_empty() {
+            return Err(syn::Error::new(
+                name.span(),
+                format!("expected `=` after node name `{name}`: write `{name} = expression;`"),
+            ));
+        }
         if input.peek(Token![==]) || !input.peek(Token![=]) {
-            let message = if input.is_empty() {
-                format!("expected `=` after node name `{name}`: write `{name} = expression;`")
-            } else {
-                return Err(not_a_statement_at(name.span(), input));
-            };
-            return Err(syn::Error::new(name.span(), message));
+            return Err(syn::Error::new(name.span(), NOT_A_STATEMENT));
         }
         let eq: Token![=] = input.parse()?;
         if input.is_empty() {
@@ -98,13 +97,7 @@ impl Parse for NodeStmt {
     }
 }
 
-fn not_a_statement(input: ParseStream<'_>) -> syn::Error {
-    input.error("expected a node definition `name = expression;`")
-}
-
-fn not_a_statement_at(span: Span, _input: ParseStream<'_>) -> syn::Error {
-    syn::Error::new(span, "expected a node definition `name = expression;`")
-}
+const NOT_A_STATEMENT: &str = "expected a node definition `name = expression;`";
 
 /// Parses the input, collecting one error per malformed statement.
 pub fn parse(input: TokenStream) -> Result<Input, syn::Error> {
@@ -280,12 +273,6 @@ fn looks_like_node(tokens: &TokenStream) -> bool {
     };
     // `name = ..`, but not `name == ..` or `name => ..`: those are expressions.
     matches!(iter.next(), Some(TokenTree::Punct(eq)) if eq.as_char() == '=' && eq.spacing() == proc_macro2::Spacing::Alone)
-}
-
-/// The span of a whole expression, for `quote_spanned!`.
-pub fn expr_span(expr: &Expr) -> Span {
-    // `Spanned` joins first and last token spans on nightly and gives the first elsewhere.
-    expr.span()
 }
 
 /// The attribute's name for error messages, e.g. `spawn` for `#[spawn]`.
