@@ -500,3 +500,28 @@ async fn tasks_start_in_the_poll_their_last_input_arrives() {
     );
     assert!(format!("{report:?}").starts_with("Report { run: "));
 }
+
+#[test]
+fn a_run_of_instant_tasks_yields_to_its_executor() {
+    // Tasks that finish in their first poll never leave the run's own poll, so the run counts
+    // them against its budget and lets the executor's other tasks in between.
+    const TASKS: usize = 10_000;
+    let mut g = GraphBuilder::<()>::new();
+    let mut prev = g.add(|| async { 0_u64 }, ());
+    for _ in 1..TASKS {
+        prev = g.add(|x: u64| async move { x + 1 }, prev);
+    }
+    let graph = g.build().unwrap();
+    let mut run = graph.run(());
+    let polls = std::cell::Cell::new(0_usize);
+    let report = futures::executor::block_on(std::future::poll_fn(|cx| {
+        polls.set(polls.get() + 1);
+        std::future::Future::poll(std::pin::Pin::new(&mut run), cx)
+    }));
+    assert_eq!(report.get(&prev).unwrap(), &(TASKS as u64 - 1));
+    assert!(
+        polls.get() >= TASKS / 128,
+        "the run finished {TASKS} tasks in {} polls",
+        polls.get()
+    );
+}

@@ -7,10 +7,10 @@
 //! descendants once and marks them skipped. So a run costs O(tasks + edges), and a task
 //! starts in the same poll its last input arrives.
 //!
-//! Async tasks are polled on the run's own future, in a `FuturesUnordered` that polls only
-//! the ones that woke; blocking tasks run on tokio's blocking pool. Each in-flight item also
-//! carries its attempt's timeout, or the backoff before a retry, so the scheduler never polls
-//! on an interval. Every poll of a task runs inside `catch_unwind`: a panic fails the attempt.
+//! Async tasks are polled on the run's own future: once when they start, and if that first
+//! poll does not finish them, in a `FuturesUnordered` that polls only the ones that woke;
+//! blocking tasks run on tokio's blocking pool. Each in-flight item also carries its attempt's
+//! timeout, or the backoff before a retry, so the scheduler never polls on an interval. Every poll of a task runs inside `catch_unwind`: a panic fails the attempt.
 
 use core::fmt;
 use core::future::Future;
@@ -21,7 +21,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::time::{sleep, Instant, Sleep};
+use tokio::time::{sleep, sleep_until, Instant, Sleep};
 
 use super::error::{Panicked, TimedOut};
 use super::executor::{AttemptKey, Executor, Local, Running};
@@ -171,7 +171,8 @@ impl fmt::Debug for Run {
     }
 }
 
-/// Events handled per poll before the run yields to its executor.
+/// Work done per poll of a run (tasks started plus events of tasks in flight) before it yields
+/// to its executor.
 const BUDGET: usize = 128;
 
 /// Index of a kind's queue and counter.
@@ -275,15 +276,19 @@ impl Scheduler {
         if self.started.is_none() {
             self.started = Some(Instant::now());
         }
-        for _ in 0..BUDGET {
-            self.launch();
+        let mut budget = BUDGET;
+        while self.launch(cx, &mut budget) {
             if self.in_flight.is_empty() {
                 return Poll::Ready(self.finish());
             }
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
             match self.in_flight.poll_next_unpin(cx) {
                 Poll::Ready(Some((v, attempt, event))) => match event {
                     Event::Finished(outcome) => self.finished(v, attempt, outcome),
-                    Event::Retry => self.attempt(v, attempt),
+                    Event::Retry => self.attempt(v, attempt, cx),
                 },
                 Poll::Ready(None) => unreachable!("`in_flight` is not empty"),
                 Poll::Pending => return Poll::Pending,
@@ -294,10 +299,18 @@ impl Scheduler {
         Poll::Pending
     }
 
-    /// Starts ready tasks while their kind has free slots.
-    fn launch(&mut self) {
+    /// Starts ready tasks while their kind has free slots, each start taking one unit of
+    /// `budget`; `false` if the budget ran out first.
+    fn launch(&mut self, cx: &mut Context<'_>, budget: &mut usize) -> bool {
         for kind in 0..2 {
             while self.busy[kind] < self.limits[kind] {
+                if self.ready[kind].is_empty() {
+                    break;
+                }
+                if *budget == 0 {
+                    return false;
+                }
+                *budget -= 1;
                 let Some(v) = self.ready[kind].pop_front() else {
                     break;
                 };
@@ -305,13 +318,16 @@ impl Scheduler {
                 let task = &mut self.tasks[v as usize];
                 task.phase = Phase::Running;
                 task.start = Some(Instant::now());
-                self.attempt(v, 1);
+                self.attempt(v, 1, cx);
             }
         }
+        true
     }
 
-    /// Starts attempt `attempt` of task `v`.
-    fn attempt(&mut self, v: u32, attempt: u32) {
+    /// Starts attempt `attempt` of task `v` and polls it once at once: a task that finishes
+    /// in its first poll never enters `in_flight` (no allocation, no second poll), and its
+    /// users are ready in this same poll of the run.
+    fn attempt(&mut self, v: u32, attempt: u32, cx: &mut Context<'_>) {
         self.tasks[v as usize].attempts = attempt;
         let node = &self.graph.nodes[v as usize];
         let work = node.work.as_ref().expect("tasks have a function");
@@ -325,22 +341,33 @@ impl Scheduler {
             task: &node.name,
             attempt,
         };
-        let timeout = node.options.timeout;
+        // The timeout counts from before the first poll.
+        let deadline = node
+            .options
+            .timeout
+            .map(|after| (Instant::now() + after, after));
         let started = catch_unwind(AssertUnwindSafe(|| {
-            let job = work(call)?;
-            let running = self.executor.start(key, job)?;
-            let deadline = timeout.map(|after| (Box::pin(sleep(after)), after));
-            Ok::<_, anyhow::Error>((running, deadline))
+            let mut running = self.executor.start(key, work(call)?)?;
+            let first = Pin::new(&mut running).poll(cx);
+            Ok::<_, anyhow::Error>((running, first))
         }));
-        match started {
-            Ok(Ok((running, deadline))) => self.in_flight.push(InFlight {
-                node: v,
-                attempt,
-                state: Flight::Running { running, deadline },
-            }),
-            Ok(Err(error)) => self.finished(v, attempt, Err(error)),
-            Err(payload) => self.finished(v, attempt, Err(panicked(&*payload))),
-        }
+        let running = match started {
+            Ok(Ok((_, Poll::Ready(outcome)))) => return self.finished(v, attempt, outcome),
+            Ok(Ok((running, Poll::Pending))) => running,
+            Ok(Err(error)) => return self.finished(v, attempt, Err(error)),
+            Err(payload) => return self.finished(v, attempt, Err(panicked(&*payload))),
+        };
+        let deadline =
+            match deadline.map(|(at, after)| catch_unwind(|| (Box::pin(sleep_until(at)), after))) {
+                None => None,
+                Some(Ok(deadline)) => Some(deadline),
+                Some(Err(payload)) => return self.finished(v, attempt, Err(panicked(&*payload))),
+            };
+        self.in_flight.push(InFlight {
+            node: v,
+            attempt,
+            state: Flight::Running { running, deadline },
+        });
     }
 
     /// Task `v`'s attempt `attempt` ended with `outcome`.
