@@ -364,3 +364,25 @@ fn graphs_runs_reports_and_errors_cross_threads() {
     send_sync::<ValueError>();
     send_sync::<Handle<std::rc::Rc<u32>>>();
 }
+
+#[test]
+fn a_blocking_task_done_before_its_first_poll_readies_async_users() {
+    // On a multi-thread runtime the blocking pool may finish a task before the run first
+    // polls it, so the task ends inside the run's start of tasks; its async user must still
+    // start, in every run.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let mut g = GraphBuilder::<u64>::new();
+    let x = g.param();
+    let doubled = g.add_blocking(|x: u64| x * 2, x);
+    let plus_one = g.add(|d: u64| async move { d + 1 }, doubled);
+    let graph = g.build().unwrap();
+    runtime.block_on(async {
+        for x in 0..3000_u64 {
+            let report = graph.run(x).await;
+            assert_eq!(report.get(&plus_one), Ok(&(2 * x + 1)), "run {x}");
+        }
+    });
+}

@@ -256,7 +256,7 @@ impl<P: Send + Sync + 'static> Again<'_, P> {
             if !runs[v] {
                 continue;
             }
-            for &d in &graph.nodes[v].deps {
+            for &d in graph.deps(super::graph::index(v)) {
                 if d != 0 && !runs[d as usize] && preset[d as usize].is_none() {
                     return Err(AgainError::MissingInput {
                         task: graph.name(super::graph::index(v)).to_owned(),

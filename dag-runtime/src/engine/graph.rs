@@ -12,7 +12,7 @@ use core::pin::Pin;
 use core::time::Duration;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::error::ValueError;
 use super::typed::Handle;
@@ -71,14 +71,11 @@ impl<'a> Call<'a> {
     /// The scheduler starts a task only once each dependency has a value.
     pub fn inputs(self) -> impl ExactSizeIterator<Item = &'a Value> + 'a {
         let values = self.values;
-        self.graph.nodes[self.node as usize]
-            .deps
-            .iter()
-            .map(move |&dep| {
-                values[dep as usize]
-                    .as_ref()
-                    .expect("the scheduler starts a task once all its inputs have values")
-            })
+        self.graph.deps(self.node).iter().map(move |&dep| {
+            values[dep as usize]
+                .as_ref()
+                .expect("the scheduler starts a task once all its inputs have values")
+        })
     }
 
     /// The run's parameter.
@@ -181,15 +178,12 @@ impl TaskOptions {
     }
 }
 
-/// A node of a frozen graph.
+/// A node of a frozen graph. Its name and dependencies are in the [`GraphInner`]'s tables.
 #[derive(Clone)]
 pub(crate) struct Node {
-    pub name: Arc<str>,
     /// `None` for the parameter only.
     pub work: Option<Work>,
     pub kind: Kind,
-    /// The nodes whose values this task takes, in order; repeats allowed.
-    pub deps: Box<[u32]>,
     pub options: TaskOptions,
     /// The type of the task's value.
     pub output: TypeInfo,
@@ -199,14 +193,123 @@ impl Node {
     /// The parameter node, of type `P`.
     pub fn param<P: Any>() -> Self {
         Self {
-            name: Arc::from("param"),
             work: None,
             kind: Kind::Async,
-            deps: Box::new([]),
             options: TaskOptions::new(),
             output: TypeInfo::of::<P>(),
         }
     }
+}
+
+/// The nodes' dependencies, all in one array: node `v` takes the values of
+/// `deps[start[v]..start[v + 1]]`, in order, repeats allowed.
+#[derive(Clone, Debug)]
+pub(crate) struct DepTable {
+    start: Vec<u32>,
+    deps: Vec<u32>,
+}
+
+impl DepTable {
+    /// The table of the parameter alone.
+    pub fn new() -> Self {
+        Self {
+            start: vec![0, 0],
+            deps: Vec::new(),
+        }
+    }
+
+    /// Adds the next node, with dependencies `deps`.
+    pub fn push(&mut self, deps: impl IntoIterator<Item = u32>) {
+        self.deps.extend(deps);
+        self.close();
+    }
+
+    /// Adds `dep` to the dependencies of the next node.
+    pub fn add(&mut self, dep: u32) {
+        self.deps.push(dep);
+    }
+
+    /// Ends the next node: it takes the dependencies [`add`](Self::add)ed since the last one.
+    pub fn close(&mut self) {
+        self.start.push(index(self.deps.len()));
+    }
+
+    /// The dependencies of node `v`.
+    pub fn get(&self, v: u32) -> &[u32] {
+        let v = v as usize;
+        &self.deps[self.start[v] as usize..self.start[v + 1] as usize]
+    }
+
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        self.start.len() - 1
+    }
+}
+
+/// The nodes' names, all in one string (no allocation per name): node `v`'s name is
+/// `text[spans[v].0..spans[v].1]`. Node 0, the parameter, is `param`.
+#[derive(Clone, Debug)]
+pub(crate) struct NameTable {
+    text: String,
+    spans: Vec<(u32, u32)>,
+}
+
+impl NameTable {
+    /// The table of the parameter alone.
+    pub fn new() -> Self {
+        let mut table = Self {
+            text: String::new(),
+            spans: Vec::new(),
+        };
+        table.push("param");
+        table
+    }
+
+    /// Names the next node `name`.
+    pub fn push(&mut self, name: &str) {
+        let start = self.text.len();
+        self.text.push_str(name);
+        self.spans
+            .push((text_offset(start), text_offset(self.text.len())));
+    }
+
+    /// Renames node `v` (its old name's text stays, unused).
+    pub fn set(&mut self, v: u32, name: &str) {
+        let start = self.text.len();
+        self.text.push_str(name);
+        self.spans[v as usize] = (text_offset(start), text_offset(self.text.len()));
+    }
+
+    /// The name of node `v`.
+    pub fn get(&self, v: u32) -> &str {
+        let (start, end) = self.spans[v as usize];
+        &self.text[start as usize..end as usize]
+    }
+
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+}
+
+/// Appends `n` in decimal to `text` (what `write!` does, without its formatting machinery).
+fn push_decimal(text: &mut String, mut n: u32) {
+    let mut digits = [0_u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(n % 10).expect("a digit");
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    text.push_str(core::str::from_utf8(&digits[at..]).expect("digits are ASCII"));
+}
+
+/// `at` as an offset into a [`NameTable`]'s text.
+fn text_offset(at: usize) -> u32 {
+    u32::try_from(at).expect("the names of a graph take fewer than 4 GiB")
 }
 
 /// What a [`Graph`] shares between its clones and its runs.
@@ -215,30 +318,33 @@ pub(crate) struct GraphInner {
     pub id: u64,
     /// Node 0 is the parameter.
     pub nodes: Box<[Node]>,
+    names: NameTable,
+    deps: DepTable,
     /// The tasks that use node `v` are `succ[succ_start[v]..succ_start[v + 1]]` (once per use).
     succ_start: Box<[u32]>,
     succ: Box<[u32]>,
     /// For each node, how many of its inputs are tasks (all but uses of the parameter).
     pub initial_missing: Box<[u32]>,
-    /// Task names to nodes (the parameter is not in it).
-    pub names: HashMap<Arc<str>, u32>,
+    /// Task names to nodes (the parameter is not in it), made on the first lookup by name.
+    index: OnceLock<HashMap<Box<str>, u32>>,
 }
 
 impl GraphInner {
-    /// Freezes `nodes` (node 0 the parameter, every dependency an existing node).
-    pub fn new(id: u64, nodes: Vec<Node>) -> Self {
+    /// Freezes `nodes` (node 0 the parameter, every dependency an existing node, names
+    /// unique) with their names and dependencies.
+    pub fn new(id: u64, nodes: Vec<Node>, names: NameTable, deps: DepTable) -> Self {
         let n = nodes.len();
         assert!(
-            u32::try_from(n).is_ok(),
-            "a graph holds fewer than 2^32 tasks"
+            u32::try_from(n).is_ok() && names.len() == n && deps.len() == n,
+            "a graph holds fewer than 2^32 tasks, each with a name and dependencies"
         );
         let mut counts = vec![0_u32; n + 1];
         let mut initial_missing = vec![0_u32; n];
-        for (v, node) in nodes.iter().enumerate() {
-            for &dep in &node.deps {
+        for (v, missing) in initial_missing.iter_mut().enumerate() {
+            for &dep in deps.get(index(v)) {
                 if dep != 0 {
                     counts[dep as usize + 1] += 1;
-                    initial_missing[v] += 1;
+                    *missing += 1;
                 }
             }
         }
@@ -247,8 +353,8 @@ impl GraphInner {
         }
         let succ_start = counts.clone().into_boxed_slice();
         let mut succ = vec![0_u32; counts[n] as usize];
-        for (v, node) in nodes.iter().enumerate() {
-            for &dep in &node.deps {
+        for v in 0..n {
+            for &dep in deps.get(index(v)) {
                 if dep != 0 {
                     let at = &mut counts[dep as usize];
                     succ[*at as usize] = index(v);
@@ -256,19 +362,15 @@ impl GraphInner {
                 }
             }
         }
-        let names = nodes
-            .iter()
-            .enumerate()
-            .skip(1)
-            .map(|(v, node)| (node.name.clone(), index(v)))
-            .collect();
         Self {
             id,
             nodes: nodes.into_boxed_slice(),
+            names,
+            deps,
             succ_start,
             succ: succ.into_boxed_slice(),
             initial_missing: initial_missing.into_boxed_slice(),
-            names,
+            index: OnceLock::new(),
         }
     }
 
@@ -277,11 +379,18 @@ impl GraphInner {
         Self {
             id: self.id,
             nodes,
+            names: self.names.clone(),
+            deps: self.deps.clone(),
             succ_start: self.succ_start.clone(),
             succ: self.succ.clone(),
             initial_missing: self.initial_missing.clone(),
-            names: self.names.clone(),
+            index: self.index.clone(),
         }
+    }
+
+    /// The nodes task `v` takes the values of, in order (repeats allowed).
+    pub fn deps(&self, v: u32) -> &[u32] {
+        self.deps.get(v)
     }
 
     /// The tasks that use node `v`, once per use.
@@ -297,12 +406,19 @@ impl GraphInner {
 
     /// The node of task `name`.
     pub fn lookup(&self, name: &str) -> Option<u32> {
-        self.names.get(name).copied()
+        self.index
+            .get_or_init(|| {
+                (1..self.len())
+                    .map(|v| (Box::from(self.names.get(index(v))), index(v)))
+                    .collect()
+            })
+            .get(name)
+            .copied()
     }
 
     /// The name of node `v`.
     pub fn name(&self, v: u32) -> &str {
-        &self.nodes[v as usize].name
+        self.names.get(v)
     }
 
     /// Checks that `handle` comes from this graph's builder.
@@ -367,7 +483,7 @@ impl<P> Graph<P> {
 
     /// The names of the tasks, in the order they were added.
     pub fn task_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.inner.nodes[1..].iter().map(|node| &*node.name)
+        (1..self.inner.len()).map(|v| self.inner.name(index(v)))
     }
 
     /// The name of the task behind `handle` (`param` for the parameter).
@@ -392,8 +508,9 @@ impl<P> Graph<P> {
             .ok_or_else(|| ValueError::UnknownTask {
                 name: name.to_owned(),
             })?;
-        Ok(self.inner.nodes[v as usize]
-            .deps
+        Ok(self
+            .inner
+            .deps(v)
             .iter()
             .map(|&d| self.inner.name(d))
             .collect())
@@ -420,32 +537,37 @@ impl<P> fmt::Debug for Graph<P> {
 
 /// The name a typed task gets from its function's type: the last path segment of a function
 /// item (`fast_task_c`), `task` for closures and everything else.
+///
+/// Reads the type's name from its end, so a long path costs only its last segment.
 pub(crate) fn base_name<F>() -> &'static str {
     let full = type_name::<F>();
     if full.starts_with(['(', '[', '&', '*']) || full.starts_with("fn(") {
         return "task";
     }
-    // The last segment of the path, without generic arguments (which may hold `::` too).
-    let mut depth = 0_usize;
-    let mut start = 0;
-    let mut end = None;
-    for (i, c) in full.char_indices() {
-        match c {
-            '<' => {
-                if depth == 0 && end.is_none() {
-                    end = Some(i);
+    // Skip trailing generic arguments (which may hold `::` and `->` too), then take the segment
+    // before them back to the last `::`.
+    let bytes = full.as_bytes();
+    let mut end = bytes.len();
+    if bytes.last() == Some(&b'>') {
+        let mut depth = 0_usize;
+        while end > 0 {
+            end -= 1;
+            match bytes[end] {
+                // `->` of a function pointer type is no bracket.
+                b'>' if end > 0 && bytes[end - 1] == b'-' => {}
+                b'>' => depth += 1,
+                b'<' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        break;
+                    }
                 }
-                depth += 1;
+                _ => {}
             }
-            '>' => depth = depth.saturating_sub(1),
-            ':' if depth == 0 => {
-                start = i + 1;
-                end = None;
-            }
-            _ => {}
         }
     }
-    let segment = &full[start..end.unwrap_or(full.len())];
+    let start = full[..end].rfind("::").map_or(0, |at| at + 2);
+    let segment = &full[start..end];
     if is_identifier(segment) {
         segment
     } else {
@@ -461,40 +583,94 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// Unique names for typed tasks: `name`, then `name#2`, `name#3`, ...
-#[derive(Debug, Default)]
+///
+/// Derived names cannot collide with each other (a base name is an identifier, without `#`),
+/// so the set of all names, needed to check renames, is only made by the first rename.
+#[derive(Debug)]
 pub(crate) struct Names {
-    taken: HashMap<Arc<str>, u32>,
-    /// The next suffix to try for each base name.
+    table: NameTable,
+    /// The next suffix to try for each base name (absent: the base name itself).
     next_suffix: HashMap<&'static str, u32>,
+    /// The base name of the last derived name and its next suffix, not yet in `next_suffix`:
+    /// tasks added in a loop share their function, and skip the hash map.
+    last: Option<(&'static str, u32)>,
+    /// Every task's name, from the first rename on.
+    taken: Option<HashMap<Box<str>, u32>>,
 }
 
 impl Names {
-    /// A new unique name derived from `base`, for node `v`.
-    pub fn derive(&mut self, base: &'static str, v: u32) -> Arc<str> {
-        let name: Arc<str> = if self.taken.contains_key(base) {
-            let next = self.next_suffix.entry(base).or_insert(2);
-            loop {
-                let candidate = format!("{base}#{next}");
-                *next += 1;
-                if !self.taken.contains_key(candidate.as_str()) {
-                    break Arc::from(candidate);
-                }
-            }
-        } else {
-            Arc::from(base)
-        };
-        self.taken.insert(name.clone(), v);
-        name
+    /// The names of the parameter alone.
+    pub fn new() -> Self {
+        Self {
+            table: NameTable::new(),
+            next_suffix: HashMap::new(),
+            last: None,
+            taken: None,
+        }
     }
 
-    /// Renames `old` (node `v`) to `new`; `false` if another node has that name.
-    pub fn rename(&mut self, old: &str, new: &str, v: u32) -> bool {
-        if let Some(&other) = self.taken.get(new) {
+    /// Names the next node with a new unique name derived from `base`.
+    pub fn derive(&mut self, base: &'static str) {
+        let v = index(self.table.len());
+        let mut next = match self.last {
+            Some((last, next)) if core::ptr::eq(last, base) => next,
+            _ => {
+                if let Some((last, next)) = self.last.take() {
+                    self.next_suffix.insert(last, next);
+                }
+                self.next_suffix.remove(base).unwrap_or(1)
+            }
+        };
+        loop {
+            let suffix = next;
+            next += 1;
+            let start = self.table.text.len();
+            self.table.text.push_str(base);
+            if suffix > 1 {
+                self.table.text.push('#');
+                push_decimal(&mut self.table.text, suffix);
+            }
+            let name = &self.table.text[start..];
+            if let Some(taken) = &mut self.taken {
+                if taken.contains_key(name) {
+                    self.table.text.truncate(start);
+                    continue;
+                }
+                taken.insert(name.into(), v);
+            }
+            self.table
+                .spans
+                .push((text_offset(start), text_offset(self.table.text.len())));
+            self.last = Some((base, next));
+            return;
+        }
+    }
+
+    /// Renames node `v` to `new`; `false` if another node has that name.
+    pub fn rename(&mut self, v: u32, new: &str) -> bool {
+        let table = &mut self.table;
+        let taken = self.taken.get_or_insert_with(|| {
+            (1..table.len())
+                .map(|u| (Box::from(table.get(index(u))), index(u)))
+                .collect()
+        });
+        if let Some(&other) = taken.get(new) {
             return other == v;
         }
-        self.taken.remove(old);
-        self.taken.insert(Arc::from(new), v);
+        taken.remove(table.get(v));
+        taken.insert(new.into(), v);
+        table.set(v, new);
         true
+    }
+
+    /// The name of node `v`.
+    pub fn get(&self, v: u32) -> &str {
+        self.table.get(v)
+    }
+
+    /// The finished table.
+    pub fn into_table(self) -> NameTable {
+        self.table
     }
 }
 
@@ -519,19 +695,47 @@ mod tests {
         assert_eq!(name_of(&|x: u32| x), "task");
         assert_eq!(name_of(&(fast_task_c as fn(u32) -> _)), "task");
         assert_eq!(name_of(&u32::to_string), "to_string");
+        assert_eq!(name_of(&generic::<fn(u8) -> u8>), "generic");
+        assert_eq!(name_of(&generic::<(u8, [u8; 2])>), "generic");
+        assert_eq!(name_of(&Vec::<u8>::len), "len");
+        assert_eq!(name_of(&Option::<Vec<u8>>::is_some), "is_some");
     }
 
     #[test]
     fn names_are_made_unique() {
-        let mut names = Names::default();
-        assert_eq!(&*names.derive("a", 1), "a");
-        assert_eq!(&*names.derive("a", 2), "a#2");
-        assert!(names.rename("a#2", "a#3", 2));
+        let mut names = Names::new();
+        names.derive("a");
+        assert_eq!(names.get(1), "a");
+        names.derive("a");
+        assert_eq!(names.get(2), "a#2");
+        assert!(names.rename(2, "a#3"));
+        assert_eq!(names.get(2), "a#3");
         // Suffixes only go up: a name a task had is not given to another.
-        assert_eq!(&*names.derive("a", 3), "a#4");
-        assert_eq!(&*names.derive("a", 4), "a#5");
-        assert!(!names.rename("a#5", "a", 4));
-        assert!(names.rename("a", "a", 1));
+        names.derive("a");
+        assert_eq!(names.get(3), "a#4");
+        names.derive("b");
+        names.derive("a");
+        assert_eq!(names.get(5), "a#5");
+        assert!(!names.rename(5, "a"));
+        assert!(names.rename(1, "a"));
+        // A name taken by a rename is skipped.
+        assert!(names.rename(4, "b#2"));
+        names.derive("b");
+        assert_eq!(names.get(6), "b#3");
+        assert_eq!(names.get(0), "param");
+        // Suffixes of several bases interleaved, each counted on its own.
+        names.derive("a");
+        names.derive("c");
+        names.derive("a");
+        names.derive("c");
+        let got: Vec<_> = (7..11).map(|v| names.get(v)).collect();
+        assert_eq!(got, ["a#6", "c", "a#7", "c#2"]);
+        let mut text = String::new();
+        for n in [0, 7, 10, 1234, u32::MAX] {
+            push_decimal(&mut text, n);
+            text.push(' ');
+        }
+        assert_eq!(text, format!("0 7 10 1234 {} ", u32::MAX));
     }
 
     #[test]

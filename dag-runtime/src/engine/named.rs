@@ -13,8 +13,8 @@ use super::error::{BuildError, BuildProblem, InputError};
 use crate::cycles::cycles;
 
 use super::graph::{
-    index, next_builder_id, Call, Graph, GraphInner, Job, Kind, Node, TaskOptions, TypeInfo, Value,
-    Work,
+    index, next_builder_id, Call, DepTable, Graph, GraphInner, Job, Kind, NameTable, Node,
+    TaskOptions, TypeInfo, Value, Work,
 };
 
 /// Builds a [`Graph`] from task names mapped to functions and names mapped to dependency names.
@@ -158,15 +158,17 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
             _param,
         } = self;
         let mut nodes = Vec::with_capacity(tasks.len() + 1);
+        let mut names = NameTable::new();
         nodes.push(Node::param::<P>());
-        nodes.extend(tasks.into_iter().map(|spec| Node {
-            name: spec.name,
-            work: Some(spec.work),
-            kind: spec.kind,
-            deps: Box::new([]),
-            options: TaskOptions::new(),
-            output: spec.output,
-        }));
+        for spec in tasks {
+            names.push(&spec.name);
+            nodes.push(Node {
+                work: Some(spec.work),
+                kind: spec.kind,
+                options: TaskOptions::new(),
+                output: spec.output,
+            });
+        }
         let node_of = |name: &str| by_name.get(name).map(|&t| t + 1);
 
         let mut dep_lists: Vec<Vec<u32>> = vec![Vec::new(); nodes.len()];
@@ -200,16 +202,20 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
             .collect();
         for cycle in cycles(&as_usize) {
             problems.push(BuildProblem::Cycle {
-                path: cycle.iter().map(|&v| nodes[v].name.to_string()).collect(),
+                path: cycle
+                    .iter()
+                    .map(|&v| names.get(index(v)).to_owned())
+                    .collect(),
             });
         }
         if !problems.is_empty() {
             return Err(BuildError::new(problems));
         }
-        for (node, deps) in nodes.iter_mut().zip(dep_lists) {
-            node.deps = deps.into_boxed_slice();
+        let mut table = DepTable::new();
+        for deps in dep_lists.into_iter().skip(1) {
+            table.push(deps);
         }
-        Ok(Graph::from_inner(GraphInner::new(id, nodes)))
+        Ok(Graph::from_inner(GraphInner::new(id, nodes, names, table)))
     }
 
     fn push(&mut self, name: String, work: Work, kind: Kind, output: TypeInfo) -> &mut Self {
@@ -412,7 +418,7 @@ impl Inputs {
     }
 
     fn deps(&self) -> &[u32] {
-        &self.graph.nodes[self.node as usize].deps
+        self.graph.deps(self.node)
     }
 
     fn downcast<'a, T: Any>(&self, value: &'a Value, dep: u32) -> Result<&'a T, InputError> {

@@ -263,8 +263,12 @@ impl Report {
             .enumerate()
             .filter_map(|(i, task)| {
                 let error = task.error.as_ref()?;
-                (task.status() == Status::Failed)
-                    .then(|| (self.graph.nodes[i + 1].name.clone(), error.clone()))
+                (task.status() == Status::Failed).then(|| {
+                    (
+                        Arc::from(self.graph.name(super::graph::index(i + 1))),
+                        error.clone(),
+                    )
+                })
             })
             .collect();
         if failures.is_empty() {
@@ -304,7 +308,7 @@ impl Report {
         let mut used_by_a_last = vec![false; self.tasks.len()];
         for v in 1..self.tasks.len() {
             if end(v) == Some(last_end) {
-                for &d in &self.graph.nodes[v].deps {
+                for &d in self.graph.deps(super::graph::index(v)) {
                     used_by_a_last[d as usize] = true;
                 }
             }
@@ -314,8 +318,9 @@ impl Report {
         let mut path = Vec::new();
         while let Some(v) = at {
             path.push(self.graph.name(super::graph::index(v)));
-            at = self.graph.nodes[v]
-                .deps
+            at = self
+                .graph
+                .deps(super::graph::index(v))
                 .iter()
                 .map(|&d| d as usize)
                 .filter(|&d| d != 0)
@@ -433,7 +438,7 @@ impl<'a> TaskReport<'a> {
     /// The keys of the task's attempts in this run, in order.
     pub fn attempt_ids(&self) -> impl ExactSizeIterator<Item = AttemptId> + 'a {
         let run = self.report.run;
-        let task = self.report.graph.nodes[self.node as usize].name.clone();
+        let task: Arc<str> = Arc::from(self.report.graph.name(self.node));
         (0..self.attempts()).map(move |i| AttemptId {
             run,
             task: task.clone(),

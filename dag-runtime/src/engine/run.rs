@@ -238,7 +238,8 @@ impl Scheduler {
                     if runs[v] {
                         let node = &graph.nodes[v];
                         missing[v] = super::graph::index(
-                            node.deps
+                            graph
+                                .deps(super::graph::index(v))
                                 .iter()
                                 .filter(|&&d| values[d as usize].is_none())
                                 .count(),
@@ -301,27 +302,33 @@ impl Scheduler {
 
     /// Starts ready tasks while their kind has free slots, each start taking one unit of
     /// `budget`; `false` if the budget ran out first.
+    ///
+    /// A task that finishes in its first poll may make tasks of either kind ready, so this
+    /// goes on until a pass over both kinds starts nothing.
     fn launch(&mut self, cx: &mut Context<'_>, budget: &mut usize) -> bool {
-        for kind in 0..2 {
-            while self.busy[kind] < self.limits[kind] {
-                if self.ready[kind].is_empty() {
-                    break;
+        loop {
+            let mut started = false;
+            for kind in 0..2 {
+                while self.busy[kind] < self.limits[kind] && !self.ready[kind].is_empty() {
+                    if *budget == 0 {
+                        return false;
+                    }
+                    *budget -= 1;
+                    let Some(v) = self.ready[kind].pop_front() else {
+                        break;
+                    };
+                    started = true;
+                    self.busy[kind] += 1;
+                    let task = &mut self.tasks[v as usize];
+                    task.phase = Phase::Running;
+                    task.start = Some(Instant::now());
+                    self.attempt(v, 1, cx);
                 }
-                if *budget == 0 {
-                    return false;
-                }
-                *budget -= 1;
-                let Some(v) = self.ready[kind].pop_front() else {
-                    break;
-                };
-                self.busy[kind] += 1;
-                let task = &mut self.tasks[v as usize];
-                task.phase = Phase::Running;
-                task.start = Some(Instant::now());
-                self.attempt(v, 1, cx);
+            }
+            if !started {
+                return true;
             }
         }
-        true
     }
 
     /// Starts attempt `attempt` of task `v` and polls it once at once: a task that finishes
@@ -338,7 +345,7 @@ impl Scheduler {
         };
         let key = AttemptKey {
             run: self.run,
-            task: &node.name,
+            task: self.graph.name(v),
             attempt,
         };
         // The timeout counts from before the first poll.

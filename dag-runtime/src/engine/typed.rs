@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::error::{BuildError, BuildProblem, InputError};
 use super::graph::{
-    base_name, index, next_builder_id, Call, Graph, GraphInner, Job, Kind, Names, Node,
+    base_name, index, next_builder_id, Call, DepTable, Graph, GraphInner, Job, Kind, Names, Node,
     TaskOptions, TypeInfo, Value, Work,
 };
 
@@ -86,7 +86,7 @@ mod sealed {
 
     pub trait Deps {
         /// Each handle's builder and node, in order.
-        fn handles(self) -> Vec<(u64, u32)>;
+        fn handles(self, each: &mut dyn FnMut(u64, u32));
 
         /// The typed values from the erased ones, in order; `Err` with the position and the
         /// type wanted if one has another type.
@@ -120,9 +120,7 @@ impl Deps for () {
 }
 
 impl sealed::Deps for () {
-    fn handles(self) -> Vec<(u64, u32)> {
-        Vec::new()
-    }
+    fn handles(self, _: &mut dyn FnMut(u64, u32)) {}
 
     fn extract(
         _: &mut dyn ExactSizeIterator<Item = &Value>,
@@ -136,8 +134,8 @@ impl<A: Clone + Send + Sync + 'static> Deps for Handle<A> {
 }
 
 impl<A: Clone + Send + Sync + 'static> sealed::Deps for Handle<A> {
-    fn handles(self) -> Vec<(u64, u32)> {
-        vec![(self.builder, self.index)]
+    fn handles(self, each: &mut dyn FnMut(u64, u32)) {
+        each(self.builder, self.index);
     }
 
     fn extract(
@@ -152,8 +150,10 @@ impl<A: Clone + Send + Sync + 'static> Deps for Vec<Handle<A>> {
 }
 
 impl<A: Clone + Send + Sync + 'static> sealed::Deps for Vec<Handle<A>> {
-    fn handles(self) -> Vec<(u64, u32)> {
-        self.into_iter().map(|h| (h.builder, h.index)).collect()
+    fn handles(self, each: &mut dyn FnMut(u64, u32)) {
+        for h in self {
+            each(h.builder, h.index);
+        }
     }
 
     fn extract(
@@ -175,9 +175,9 @@ macro_rules! tuples {
         }
 
         impl<$($A: Clone + Send + Sync + 'static),+> sealed::Deps for ($(Handle<$A>,)+) {
-            fn handles(self) -> Vec<(u64, u32)> {
+            fn handles(self, each: &mut dyn FnMut(u64, u32)) {
                 let ($($a,)+) = self;
-                vec![$(($a.builder, $a.index)),+]
+                $(each($a.builder, $a.index);)+
             }
 
             fn extract(
@@ -264,6 +264,7 @@ pub struct GraphBuilder<P> {
     id: u64,
     nodes: Vec<Node>,
     names: Names,
+    deps: DepTable,
     problems: Vec<BuildProblem>,
     _param: PhantomData<fn(P)>,
 }
@@ -274,7 +275,8 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         Self {
             id: next_builder_id(),
             nodes: vec![Node::param::<P>()],
-            names: Names::default(),
+            names: Names::new(),
+            deps: DepTable::new(),
             problems: Vec::new(),
             _param: PhantomData,
         }
@@ -383,10 +385,7 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
     /// [`build`](GraphBuilder::build) fail.
     pub fn rename<T>(&mut self, handle: &Handle<T>, name: &str) -> &mut Self {
         if let Some(v) = self.own(handle, "the handle given to `rename`") {
-            let node = &mut self.nodes[v as usize];
-            if self.names.rename(&node.name, name, v) {
-                node.name = Arc::from(name);
-            } else {
+            if !self.names.rename(v, name) {
                 self.problems.push(BuildProblem::DuplicateTask {
                     name: name.to_owned(),
                 });
@@ -398,7 +397,7 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
     /// The current name of the task behind `handle` (`param` for the parameter, `None` for a
     /// handle from another builder).
     pub fn name<T>(&self, handle: &Handle<T>) -> Option<&str> {
-        (handle.builder == self.id).then(|| &*self.nodes[handle.index as usize].name)
+        (handle.builder == self.id).then(|| self.names.get(handle.index))
     }
 
     /// Checks and freezes the graph.
@@ -411,7 +410,12 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         if !self.problems.is_empty() {
             return Err(BuildError::new(self.problems));
         }
-        Ok(Graph::from_inner(GraphInner::new(self.id, self.nodes)))
+        Ok(Graph::from_inner(GraphInner::new(
+            self.id,
+            self.nodes,
+            self.names.into_table(),
+            self.deps,
+        )))
     }
 
     /// The node behind `handle` if it is a task of this builder; records a problem otherwise.
@@ -436,29 +440,31 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
 
     fn push<F, D: Deps, T: Any>(&mut self, work: Work, kind: Kind, deps: D) -> Handle<T> {
         let v = index(self.nodes.len());
-        let name = self.names.derive(base_name::<F>(), v);
-        let deps = sealed::Deps::handles(deps)
-            .into_iter()
-            .enumerate()
-            .map(|(position, (builder, node))| {
-                if builder == self.id {
-                    node
-                } else {
-                    self.problems.push(BuildProblem::ForeignHandle {
-                        site: format!("input {} of task `{name}`", position + 1),
-                        builder,
-                        index: node,
-                        this: self.id,
-                    });
-                    0
-                }
-            })
-            .collect();
+        self.names.derive(base_name::<F>());
+        let (id, table) = (self.id, &mut self.deps);
+        let mut foreign = Vec::new();
+        let mut position = 0;
+        sealed::Deps::handles(deps, &mut |builder, node| {
+            position += 1;
+            if builder == id {
+                table.add(node);
+            } else {
+                foreign.push((position, builder, node));
+                table.add(0);
+            }
+        });
+        table.close();
+        for (position, builder, node) in foreign {
+            self.problems.push(BuildProblem::ForeignHandle {
+                site: format!("input {position} of task `{}`", self.names.get(v)),
+                builder,
+                index: node,
+                this: self.id,
+            });
+        }
         self.nodes.push(Node {
-            name,
             work: Some(work),
             kind,
-            deps,
             options: TaskOptions::new(),
             output: TypeInfo::of::<T>(),
         });
@@ -488,10 +494,9 @@ fn extract<D: Deps>(call: Call<'_>) -> Result<D::Values, anyhow::Error> {
     <D as sealed::Deps>::extract(&mut inputs).map_err(|(position, requested)| {
         // Handles make this unreachable; a mismatch is still an error, never a wrong value.
         let graph = call.graph;
-        let node = &graph.nodes[call.node as usize];
-        let dep = node.deps.get(position).copied().unwrap_or(0);
+        let dep = graph.deps(call.node).get(position).copied().unwrap_or(0);
         InputError::TypeMismatch {
-            task: node.name.to_string(),
+            task: graph.name(call.node).to_owned(),
             dependency: graph.name(dep).to_owned(),
             requested,
             actual: graph.nodes[dep as usize].output.name,
