@@ -45,7 +45,38 @@ pub(crate) enum Job {
 ///
 /// Called once per attempt, on the run's task; an error (an input of the wrong type) fails
 /// the attempt without running anything.
-pub(crate) type Work = Arc<dyn Fn(Call<'_>) -> Result<Job, anyhow::Error> + Send + Sync>;
+type WorkFn = dyn Fn(Call<'_>) -> Result<Job, anyhow::Error> + Send + Sync;
+
+/// A task's [`WorkFn`], cheap to clone. A function without state (a closure that captures
+/// nothing, a function item) costs no allocation: it is a `&'static` reference.
+#[derive(Clone)]
+pub(crate) enum Work {
+    Stateless(&'static WorkFn),
+    Shared(Arc<WorkFn>),
+}
+
+impl Work {
+    pub fn new<W>(work: W) -> Self
+    where
+        W: Fn(Call<'_>) -> Result<Job, anyhow::Error> + Send + Sync + 'static,
+    {
+        if size_of::<W>() == 0 && !core::mem::needs_drop::<W>() {
+            // A zero-sized value takes no memory: boxing it allocates nothing, and leaking
+            // the box leaks nothing (and skips no drop, there being none).
+            Self::Stateless(Box::leak(Box::new(work)))
+        } else {
+            Self::Shared(Arc::new(work))
+        }
+    }
+
+    /// Makes the job of one attempt from the task's inputs.
+    pub fn call(&self, call: Call<'_>) -> Result<Job, anyhow::Error> {
+        match self {
+            Self::Stateless(work) => work(call),
+            Self::Shared(work) => work(call),
+        }
+    }
+}
 
 /// Where a task runs: decides which queue and which limit of the scheduler it goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,7 +335,7 @@ fn push_decimal(text: &mut String, mut n: u32) {
             break;
         }
     }
-    text.push_str(core::str::from_utf8(&digits[at..]).expect("digits are ASCII"));
+    text.extend(digits[at..].iter().map(|&digit| char::from(digit)));
 }
 
 /// `at` as an offset into a [`NameTable`]'s text.
@@ -566,7 +597,10 @@ pub(crate) fn base_name<F>() -> &'static str {
             }
         }
     }
-    let start = full[..end].rfind("::").map_or(0, |at| at + 2);
+    let mut start = end;
+    while start > 0 && bytes[start - 1] != b':' {
+        start -= 1;
+    }
     let segment = &full[start..end];
     if is_identifier(segment) {
         segment

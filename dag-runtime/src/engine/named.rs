@@ -257,7 +257,7 @@ where
     Fut: Future<Output = anyhow::Result<V>> + Send + 'static,
     V: Send + Sync + 'static,
 {
-    Arc::new(move |call: Call<'_>| {
+    Work::new(move |call: Call<'_>| {
         let future = f(Inputs::new(call));
         Ok(Job::Async(Box::pin(async move {
             Ok(Arc::new(future.await?) as Value)
@@ -272,7 +272,7 @@ where
     V: Send + Sync + 'static,
 {
     let f = Arc::new(f);
-    Arc::new(move |call: Call<'_>| {
+    Work::new(move |call: Call<'_>| {
         let inputs = Inputs::new(call);
         let f = f.clone();
         Ok(Job::Blocking(Box::new(move || {

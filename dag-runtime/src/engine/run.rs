@@ -354,7 +354,7 @@ impl Scheduler {
             .timeout
             .map(|after| (Instant::now() + after, after));
         let started = catch_unwind(AssertUnwindSafe(|| {
-            let mut running = self.executor.start(key, work(call)?)?;
+            let mut running = self.executor.start(key, work.call(call)?)?;
             let first = Pin::new(&mut running).poll(cx);
             Ok::<_, anyhow::Error>((running, first))
         }));

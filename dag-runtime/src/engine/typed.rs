@@ -300,7 +300,7 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + Sync + 'static,
     {
-        let work: Work = Arc::new(move |call: Call<'_>| {
+        let work = Work::new(move |call: Call<'_>| {
             let future = f.call(extract::<D>(call)?);
             Ok(Job::Async(Box::pin(async move {
                 Ok(Arc::new(future.await) as Value)
@@ -320,7 +320,7 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         T: Send + Sync + 'static,
         E: Into<anyhow::Error>,
     {
-        let work: Work = Arc::new(move |call: Call<'_>| {
+        let work = Work::new(move |call: Call<'_>| {
             let future = f.call(extract::<D>(call)?);
             Ok(Job::Async(Box::pin(async move {
                 match future.await {
@@ -342,7 +342,7 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         T: Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        let work: Work = Arc::new(move |call: Call<'_>| {
+        let work = Work::new(move |call: Call<'_>| {
             let args = extract::<D>(call)?;
             let f = f.clone();
             Ok(Job::Blocking(Box::new(move || {
@@ -362,7 +362,7 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         E: Into<anyhow::Error>,
     {
         let f = Arc::new(f);
-        let work: Work = Arc::new(move |call: Call<'_>| {
+        let work = Work::new(move |call: Call<'_>| {
             let args = extract::<D>(call)?;
             let f = f.clone();
             Ok(Job::Blocking(Box::new(move || match f.call(args) {
