@@ -203,6 +203,10 @@ struct Scheduler {
     busy: [usize; 2],
     in_flight: FuturesUnordered<InFlight>,
     started: Option<Instant>,
+    /// The clock as of the last event: tasks started now start at this instant. It is read
+    /// again after every first poll of a task and every event, so it is never older than the
+    /// last thing that took time, and a task that finishes at once costs one clock read.
+    now: Instant,
     /// Scratch space for walks over descendants.
     stack: Vec<u32>,
 }
@@ -269,13 +273,15 @@ impl Scheduler {
             busy: [0, 0],
             in_flight: FuturesUnordered::new(),
             started: None,
+            now: Instant::now(),
             stack: Vec::new(),
         }
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Report> {
+        self.now = Instant::now();
         if self.started.is_none() {
-            self.started = Some(Instant::now());
+            self.started = Some(self.now);
         }
         let mut budget = BUDGET;
         while self.launch(cx, &mut budget) {
@@ -321,7 +327,7 @@ impl Scheduler {
                     self.busy[kind] += 1;
                     let task = &mut self.tasks[v as usize];
                     task.phase = Phase::Running;
-                    task.start = Some(Instant::now());
+                    task.start = Some(self.now);
                     self.attempt(v, 1, cx);
                 }
             }
@@ -349,10 +355,7 @@ impl Scheduler {
             attempt,
         };
         // The timeout counts from before the first poll.
-        let deadline = node
-            .options
-            .timeout
-            .map(|after| (Instant::now() + after, after));
+        let deadline = node.options.timeout.map(|after| (self.now + after, after));
         let started = catch_unwind(AssertUnwindSafe(|| {
             let mut running = self.executor.start(key, work.call(call)?)?;
             let first = Pin::new(&mut running).poll(cx);
@@ -360,7 +363,10 @@ impl Scheduler {
         }));
         let running = match started {
             Ok(Ok((_, Poll::Ready(outcome)))) => return self.finished(v, attempt, outcome),
-            Ok(Ok((running, Poll::Pending))) => running,
+            Ok(Ok((running, Poll::Pending))) => {
+                self.now = Instant::now();
+                running
+            }
             Ok(Err(error)) => return self.finished(v, attempt, Err(error)),
             Err(payload) => return self.finished(v, attempt, Err(panicked(&*payload))),
         };
@@ -380,6 +386,7 @@ impl Scheduler {
     /// Task `v`'s attempt `attempt` ended with `outcome`.
     fn finished(&mut self, v: u32, attempt: u32, outcome: Outcome) {
         let now = Instant::now();
+        self.now = now;
         let node = &self.graph.nodes[v as usize];
         match outcome {
             Ok(value) => {
