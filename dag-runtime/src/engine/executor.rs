@@ -9,16 +9,24 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use super::graph::{BoxFuture, Job, Outcome};
+use super::graph::{BoxFuture, GraphInner, Job, Outcome};
 use super::report::RunId;
 use crate::spawn::{spawn_blocking, Blocking};
 
 /// Which attempt an executor is asked to run: a remote executor deduplicates by it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub(crate) struct AttemptKey<'a> {
     pub run: RunId,
-    pub task: &'a str,
+    pub graph: &'a GraphInner,
+    pub node: u32,
     pub attempt: u32,
+}
+
+impl AttemptKey<'_> {
+    /// The task's name (looked up only when needed: most attempts never ask).
+    pub fn task(&self) -> &str {
+        self.graph.name(self.node)
+    }
 }
 
 /// Runs attempts of tasks.
@@ -62,7 +70,7 @@ impl Executor for Local {
                         "{}, task `{}`, attempt {}: a blocking task runs on tokio's blocking \
                          pool, but the graph is not running inside a tokio runtime",
                         key.run,
-                        key.task,
+                        key.task(),
                         key.attempt
                     );
                 }

@@ -356,6 +356,9 @@ pub(crate) struct GraphInner {
     succ: Box<[u32]>,
     /// For each node, how many of its inputs are tasks (all but uses of the parameter).
     pub initial_missing: Box<[u32]>,
+    /// Each node's kind, apart from the rest of the node: the scheduler reads it for each
+    /// task that becomes ready, in no particular order.
+    kinds: Box<[Kind]>,
     /// Task names to nodes (the parameter is not in it), made on the first lookup by name.
     index: OnceLock<HashMap<Box<str>, u32>>,
 }
@@ -395,6 +398,7 @@ impl GraphInner {
         }
         Self {
             id,
+            kinds: nodes.iter().map(|node| node.kind).collect(),
             nodes: nodes.into_boxed_slice(),
             names,
             deps,
@@ -409,6 +413,7 @@ impl GraphInner {
     pub fn with_nodes(&self, nodes: Box<[Node]>) -> Self {
         Self {
             id: self.id,
+            kinds: nodes.iter().map(|node| node.kind).collect(),
             nodes,
             names: self.names.clone(),
             deps: self.deps.clone(),
@@ -417,6 +422,11 @@ impl GraphInner {
             initial_missing: self.initial_missing.clone(),
             index: self.index.clone(),
         }
+    }
+
+    /// Where task `v` runs.
+    pub fn kind(&self, v: u32) -> Kind {
+        self.kinds[v as usize]
     }
 
     /// The nodes task `v` takes the values of, in order (repeats allowed).

@@ -10,7 +10,8 @@
 //! Async tasks are polled on the run's own future: once when they start, and if that first
 //! poll does not finish them, in a `FuturesUnordered` that polls only the ones that woke;
 //! blocking tasks run on tokio's blocking pool. Each in-flight item also carries its attempt's
-//! timeout, or the backoff before a retry, so the scheduler never polls on an interval. Every poll of a task runs inside `catch_unwind`: a panic fails the attempt.
+//! timeout, or the backoff before a retry, so the scheduler never polls on an interval.
+//! Every poll of a task runs inside `catch_unwind`: a panic fails the attempt.
 
 use core::fmt;
 use core::future::Future;
@@ -25,7 +26,7 @@ use tokio::time::{sleep, sleep_until, Instant, Sleep};
 
 use super::error::{Panicked, TimedOut};
 use super::executor::{AttemptKey, Executor, Local, Running};
-use super::graph::{Call, Graph, GraphInner, Kind, Outcome, Value};
+use super::graph::{index, Call, Graph, GraphInner, Kind, Outcome, Value};
 use super::report::{Origin, Phase, Report, RunId, Status, TaskState};
 
 /// Options of a run: limits on the tasks in flight, and fail-fast.
@@ -175,6 +176,9 @@ impl fmt::Debug for Run {
 /// to its executor.
 const BUDGET: usize = 128;
 
+/// [`Scheduler::missing`] of a task that this run does not start.
+const NOT_WAITING: u32 = u32::MAX;
+
 /// Index of a kind's queue and counter.
 fn slot(kind: Kind) -> usize {
     match kind {
@@ -193,10 +197,10 @@ struct Scheduler {
     /// Node 0 is the parameter.
     values: Vec<Option<Value>>,
     tasks: Vec<TaskState>,
-    /// Per task, its inputs that have no value yet (meaningless for tasks that do not run).
+    /// Per task, its inputs that have no value yet, or [`NOT_WAITING`] for the tasks that
+    /// this run does not start (not planned, or skipped). A completion touches only this
+    /// compact array for each user, not their whole state.
     missing: Vec<u32>,
-    /// Which tasks this run may start (`None`: all of them).
-    runs: Option<Vec<bool>>,
     /// Tasks whose inputs are all there, per kind, in the order they became ready.
     ready: [VecDeque<u32>; 2],
     /// Tasks started and not finished, per kind.
@@ -219,18 +223,18 @@ impl Scheduler {
         let mut tasks: Vec<TaskState> = (0..n).map(|_| TaskState::NEW).collect();
         tasks[0].phase = Phase::Done(Status::Completed);
         let mut ready = [VecDeque::new(), VecDeque::new()];
-        let (missing, runs) = match plan {
+        let missing = match plan {
             None => {
                 let missing = graph.initial_missing.to_vec();
                 for v in 1..n {
                     if missing[v] == 0 {
-                        ready[slot(graph.nodes[v].kind)].push_back(super::graph::index(v));
+                        ready[slot(graph.kind(index(v)))].push_back(index(v));
                     }
                 }
-                (missing, None)
+                missing
             }
             Some(Plan { runs, preset }) => {
-                let mut missing = vec![0; n];
+                let mut missing = vec![NOT_WAITING; n];
                 for (v, preset) in preset.into_iter().enumerate().skip(1) {
                     if let Some((value, origin)) = preset {
                         values[v] = Some(value);
@@ -240,20 +244,19 @@ impl Scheduler {
                 }
                 for v in 1..n {
                     if runs[v] {
-                        let node = &graph.nodes[v];
-                        missing[v] = super::graph::index(
+                        missing[v] = index(
                             graph
-                                .deps(super::graph::index(v))
+                                .deps(index(v))
                                 .iter()
                                 .filter(|&&d| values[d as usize].is_none())
                                 .count(),
                         );
                         if missing[v] == 0 {
-                            ready[slot(node.kind)].push_back(super::graph::index(v));
+                            ready[slot(graph.kind(index(v)))].push_back(index(v));
                         }
                     }
                 }
-                (missing, Some(runs))
+                missing
             }
         };
         Self {
@@ -268,7 +271,6 @@ impl Scheduler {
             values,
             tasks,
             missing,
-            runs,
             ready,
             busy: [0, 0],
             in_flight: FuturesUnordered::new(),
@@ -351,7 +353,8 @@ impl Scheduler {
         };
         let key = AttemptKey {
             run: self.run,
-            task: self.graph.name(v),
+            graph: &self.graph,
+            node: v,
             attempt,
         };
         // The timeout counts from before the first poll.
@@ -393,11 +396,11 @@ impl Scheduler {
                 self.values[v as usize] = Some(value);
                 self.end(v, Status::Completed, now);
                 for &s in self.graph.successors(v) {
-                    if self.waiting(s) {
-                        let missing = &mut self.missing[s as usize];
+                    let missing = &mut self.missing[s as usize];
+                    if *missing != NOT_WAITING {
                         *missing -= 1;
                         if *missing == 0 {
-                            self.ready[slot(self.graph.nodes[s as usize].kind)].push_back(s);
+                            self.ready[slot(self.graph.kind(s))].push_back(s);
                         }
                     }
                 }
@@ -432,7 +435,11 @@ impl Scheduler {
         let mut stack = core::mem::take(&mut self.stack);
         stack.extend_from_slice(self.graph.successors(v));
         while let Some(s) = stack.pop() {
-            if self.waiting(s) {
+            // A user of a failed task has an input missing for good: it is waiting, or not
+            // started by this run, or already skipped.
+            let missing = &mut self.missing[s as usize];
+            if *missing != NOT_WAITING {
+                *missing = NOT_WAITING;
                 let task = &mut self.tasks[s as usize];
                 task.phase = Phase::Done(Status::Skipped);
                 task.skipped_because = Some(v);
@@ -459,17 +466,11 @@ impl Scheduler {
         self.busy = [0, 0];
     }
 
-    /// Whether task `s` is one this run starts and has not started yet.
-    fn waiting(&self, s: u32) -> bool {
-        self.tasks[s as usize].phase == Phase::Waiting
-            && self.runs.as_ref().is_none_or(|runs| runs[s as usize])
-    }
-
     fn end(&mut self, v: u32, status: Status, now: Instant) {
         let task = &mut self.tasks[v as usize];
         task.phase = Phase::Done(status);
         task.end = Some(now);
-        self.busy[slot(self.graph.nodes[v as usize].kind)] -= 1;
+        self.busy[slot(self.graph.kind(v))] -= 1;
     }
 
     fn finish(&mut self) -> Report {
