@@ -25,9 +25,11 @@
 //! ```
 //!
 //! Values: a node used by value by one consumer is moved there; with several, the others get
-//! a clone made as soon as the value exists; consumers that only borrow share the original,
-//! and the move waits until they are done. A value read from a slot is taken (moved by the
-//! last taker, cloned for the others) or borrowed from the slot.
+//! a clone, made just before the stage that uses it. A branch of several nodes counts as one
+//! consumer: it takes one value, by move, as a hand-written `async move` block would, and
+//! shares it among its own consumers in the same way. Consumers that only borrow share the
+//! original, and the move waits until they are done. A value read from a slot is taken (moved
+//! by the last taker, cloned for the others) or borrowed from the slot.
 
 use std::collections::BTreeMap;
 
@@ -77,21 +79,27 @@ enum Consumer {
     Tail,
 }
 
-/// How a consumer that needs its own value gets it.
-#[derive(Clone, Debug)]
-enum Delivery {
-    /// A statement of the binding scope, evaluated in place: clones the value right there.
-    Clone,
-    /// Inside a branch: takes the `Owned` wrapper made just before the branch, by move.
-    Owned(Ident),
-}
-
-/// A use of a value seen from the scope that binds it.
-#[derive(Clone, Copy, Debug)]
+/// A use of a value seen from the scope that holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Target {
+    /// A statement of the scope, the output, or a branch that is one node.
     Consumer(Consumer),
+    /// A branch of several nodes, named by its first node: it takes one value for all its
+    /// consumers, as a hand-written `async move` block would, and hands it on to them.
+    Branch(usize),
     /// Returned from the scope to the enclosing one.
     Export,
+}
+
+/// One target of a value in a scope, with how it uses the value.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    /// The stage it is in; `usize::MAX` after the last one.
+    stage: usize,
+    mode: Mode,
+    target: Target,
+    /// The first consumer that takes the value by value: where a missing `Clone` is reported.
+    taker: Option<Consumer>,
 }
 
 struct Expander<'a> {
@@ -103,8 +111,14 @@ struct Expander<'a> {
     consumers: Vec<Vec<(Consumer, Mode)>>,
     /// Per producer: consumers that wait on its slot, with their waker index.
     waiter_index: BTreeMap<(usize, usize), usize>,
-    /// Clones made for consumers of values bound in a scope.
-    clones: BTreeMap<(usize, Consumer), Delivery>,
+    /// The `Owned` wrapper each consumer takes its own value from, where it does not use the
+    /// binding of the scope itself.
+    handed: BTreeMap<(usize, Consumer), Ident>,
+    /// Per branch of several nodes (by its first node): the values handed into it, with their
+    /// wrappers.
+    incoming: BTreeMap<usize, Vec<(usize, Ident)>>,
+    /// Numbers the wrappers of values handed into branches.
+    wrappers: usize,
 }
 
 impl<'a> Expander<'a> {
@@ -135,7 +149,9 @@ impl<'a> Expander<'a> {
             in_slot,
             consumers,
             waiter_index,
-            clones: BTreeMap::new(),
+            handed: BTreeMap::new(),
+            incoming: BTreeMap::new(),
+            wrappers: 0,
         }
     }
 
@@ -145,7 +161,7 @@ impl<'a> Expander<'a> {
             other => vec![other.clone()],
         };
         let slots = self.slot_declarations();
-        let body = self.seq(&stages, &[], true);
+        let body = self.seq(&stages, &[], true, &[]);
         let tail = self.tail();
         let move_token = &self.graph.move_token;
         let output = if self.graph.fallible() {
@@ -239,18 +255,48 @@ impl<'a> Expander<'a> {
     }
 
     /// Statements for the parts of a `Seq`, then (unless `top`) the exported values.
-    fn seq(&mut self, stages: &[Plan], exports: &[usize], top: bool) -> TokenStream {
-        let mut stage_of = BTreeMap::new();
+    /// `incoming`: values handed into the scope, each with its wrapper.
+    fn seq(
+        &mut self,
+        stages: &[Plan],
+        exports: &[usize],
+        top: bool,
+        incoming: &[(usize, Ident)],
+    ) -> TokenStream {
+        // Per node: its stage, and the branch of several nodes it is in, if any.
+        let mut place = BTreeMap::new();
         for (i, stage) in stages.iter().enumerate() {
-            for v in nodes_of(stage) {
-                stage_of.insert(v, i);
+            match stage {
+                Plan::Par(parts) => {
+                    for part in parts {
+                        let nodes = nodes_of(part);
+                        let branch = (nodes.len() > 1).then(|| nodes[0]);
+                        for v in nodes {
+                            place.insert(v, (i, branch));
+                        }
+                    }
+                }
+                _ => {
+                    for v in nodes_of(stage) {
+                        place.insert(v, (i, None));
+                    }
+                }
             }
         }
         let mut out = TokenStream::new();
-        // Clones waiting for the stage of their consumer.
-        let mut clones: BTreeMap<usize, TokenStream> = BTreeMap::new();
+        // Clones and hand-overs waiting for the stage of their consumer.
+        let mut handovers: BTreeMap<usize, TokenStream> = BTreeMap::new();
+        for (p, var) in incoming {
+            let name = self.name(*p);
+            out.extend(quote!(let #name = #var.into_inner();));
+        }
+        for &(p, _) in incoming {
+            for (stage, tokens) in self.distribute(p, stages, &place, exports, top) {
+                handovers.entry(stage).or_default().extend(tokens);
+            }
+        }
         for (i, stage) in stages.iter().enumerate() {
-            if let Some(tokens) = clones.remove(&i) {
+            if let Some(tokens) = handovers.remove(&i) {
                 out.extend(tokens);
             }
             // A branch that ends with the node it returns: `..; (EXPR).await` rather than
@@ -275,12 +321,12 @@ impl<'a> Expander<'a> {
                 .collect();
             out.extend(self.stage(stage, &bound));
             for &p in &bound {
-                for (stage, tokens) in self.distribute(p, stages, &stage_of, exports, top) {
-                    clones.entry(stage).or_default().extend(tokens);
+                for (stage, tokens) in self.distribute(p, stages, &place, exports, top) {
+                    handovers.entry(stage).or_default().extend(tokens);
                 }
             }
         }
-        out.extend(clones.into_values());
+        out.extend(handovers.into_values());
         if !top && (!exports.is_empty() || self.graph.fallible()) {
             let values = self.values(exports);
             out.extend(self.ok(values));
@@ -288,95 +334,171 @@ impl<'a> Expander<'a> {
         out
     }
 
-    /// After `p` is bound: decides which consumer gets the value itself and clones it for the
-    /// other consumers that need their own. Returns each clone with the stage it is for: it
-    /// is made just before that stage, so that it does not live across earlier awaits.
+    /// Once `p` is held in a scope (bound by a stage or handed in): decides which target gets
+    /// the value itself and clones it for the other targets that need their own. A branch of
+    /// several nodes is one target, whatever the number of its consumers.
+    ///
+    /// Returns the statements with the stage they are for: each is made just before that
+    /// stage, so that it does not live across earlier awaits.
     fn distribute(
         &mut self,
         p: usize,
         stages: &[Plan],
-        stage_of: &BTreeMap<usize, usize>,
+        place: &BTreeMap<usize, (usize, Option<usize>)>,
         exports: &[usize],
         top: bool,
     ) -> Vec<(usize, TokenStream)> {
-        const LAST: usize = usize::MAX;
-        let mut entries: Vec<(usize, Mode, Target)> = Vec::new();
-        for &(c, mode) in &self.consumers[p] {
-            match c {
-                Consumer::Node(v) => {
-                    if let Some(&stage) = stage_of.get(&v) {
-                        entries.push((stage, mode, Target::Consumer(c)));
-                    }
+        let entries = self.targets(p, place, exports, top);
+        let mover = mover(&entries);
+        // Per stage: the clones made for it, and the wrapper the value itself moves into.
+        let mut clones: BTreeMap<usize, Vec<(Ident, Span)>> = BTreeMap::new();
+        let mut moved_into: BTreeMap<usize, Ident> = BTreeMap::new();
+        for (i, entry) in entries.iter().enumerate() {
+            if entry.mode == Mode::Borrow || entry.target == Target::Export {
+                // A borrow reads the scope's value; an export returns the value itself.
+                continue;
+            }
+            // A statement of this scope or the output reads the value in place.
+            let in_place = match entry.target {
+                Target::Consumer(Consumer::Tail) => true,
+                Target::Consumer(Consumer::Node(v)) => {
+                    matches!(stages.get(entry.stage), Some(Plan::Node(s)) if *s == v)
                 }
-                Consumer::Tail if top => entries.push((LAST, mode, Target::Consumer(c))),
-                Consumer::Tail => {}
+                Target::Branch(_) | Target::Export => false,
+            };
+            if in_place && Some(i) == mover {
+                continue;
+            }
+            let var = self.wrapper(p, entry.target);
+            if Some(i) == mover {
+                moved_into.insert(entry.stage, var);
+            } else {
+                let site = entry
+                    .taker
+                    .map_or_else(Span::call_site, |c| self.site(p, c));
+                clones.entry(entry.stage).or_default().push((var, site));
+            }
+        }
+        let name = self.name(p);
+        let krate = self.krate;
+        let mut out: Vec<(usize, TokenStream)> = clones
+            .into_iter()
+            .map(|(stage, made)| (stage, self.clone_statement(p, &made)))
+            .collect();
+        // The move comes after every clone made for the same stage.
+        out.extend(
+            moved_into
+                .into_iter()
+                .map(|(stage, var)| (stage, quote!(let #var = #krate::__private::Owned(#name);))),
+        );
+        out
+    }
+
+    /// The targets of `p` in a scope: each consumer in place or in a branch of one node, each
+    /// branch of several nodes with a consumer, the output (at `top`) and the export.
+    fn targets(
+        &self,
+        p: usize,
+        place: &BTreeMap<usize, (usize, Option<usize>)>,
+        exports: &[usize],
+        top: bool,
+    ) -> Vec<Entry> {
+        const LAST: usize = usize::MAX;
+        let mut entries: Vec<Entry> = Vec::new();
+        for &(c, mode) in &self.consumers[p] {
+            let (stage, target) = match c {
+                Consumer::Node(v) => match place.get(&v) {
+                    Some(&(stage, Some(branch))) => (stage, Target::Branch(branch)),
+                    Some(&(stage, None)) => (stage, Target::Consumer(c)),
+                    None => continue,
+                },
+                Consumer::Tail if top => (LAST, Target::Consumer(c)),
+                Consumer::Tail => continue,
+            };
+            let taker = (mode == Mode::Own).then_some(c);
+            if let Some(entry) = entries.iter_mut().find(|e| e.target == target) {
+                if mode == Mode::Own {
+                    entry.mode = Mode::Own;
+                    entry.taker = entry.taker.or(taker);
+                }
+            } else {
+                entries.push(Entry {
+                    stage,
+                    mode,
+                    target,
+                    taker,
+                });
             }
         }
         if exports.contains(&p) {
-            entries.push((LAST, Mode::Own, Target::Export));
+            entries.push(Entry {
+                stage: LAST,
+                mode: Mode::Own,
+                target: Target::Export,
+                taker: None,
+            });
         }
-        let last_borrow = entries
-            .iter()
-            .filter(|e| e.1 == Mode::Borrow)
-            .map(|e| e.0)
-            .max();
-        let mover = entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.1 == Mode::Own && last_borrow.is_none_or(|b| e.0 > b))
-            .max_by_key(|(i, e)| (e.0, matches!(e.2, Target::Export), std::cmp::Reverse(*i)))
-            .map(|(i, _)| i);
-        let name = self.name(p).clone();
-        let mut out = Vec::new();
-        let mut handover = None;
-        for (i, &(stage, mode, target)) in entries.iter().enumerate() {
-            let Target::Consumer(c) = target else {
-                continue; // an export returns the value itself
-            };
-            if mode == Mode::Borrow {
-                continue;
+        entries
+    }
+
+    /// The `Owned` wrapper that carries `p` to `target`, registered for the consumer or the
+    /// branch that takes it.
+    fn wrapper(&mut self, p: usize, target: Target) -> Ident {
+        let name = unraw(self.name(p));
+        match target {
+            Target::Consumer(c) => {
+                let var = match c {
+                    Consumer::Node(v) => format_ident!(
+                        "__dag_{}_for_{}",
+                        name,
+                        unraw(self.name(v)),
+                        span = Span::mixed_site()
+                    ),
+                    Consumer::Tail => {
+                        format_ident!("__dag_{}_for_output", name, span = Span::mixed_site())
+                    }
+                };
+                self.handed.insert((p, c), var.clone());
+                var
             }
-            // A consumer that is a statement of this scope reads the value in place; one
-            // inside a branch gets it through a wrapper the branch takes by move.
-            let in_place = match c {
-                Consumer::Tail => true,
-                Consumer::Node(v) => matches!(stages.get(stage), Some(Plan::Node(s)) if *s == v),
-            };
-            if in_place {
-                if Some(i) != mover {
-                    self.clones.insert((p, c), Delivery::Clone);
-                }
-                continue;
-            }
-            let var = match c {
-                Consumer::Node(v) => format_ident!(
-                    "__dag_{}_for_{}",
-                    unraw(&name),
-                    unraw(self.name(v)),
+            Target::Branch(first) => {
+                self.wrappers += 1;
+                let var = format_ident!(
+                    "__dag_{}_into_branch_{}",
+                    name,
+                    self.wrappers,
                     span = Span::mixed_site()
-                ),
-                Consumer::Tail => unreachable!("the output reads values in place"),
-            };
-            let krate = self.krate;
-            if Some(i) == mover {
-                handover = Some((stage, quote!(let #var = #krate::__private::Owned(#name);)));
-            } else {
-                // The whole clone points at the consumer's use, where a missing `Clone` is fixed.
-                let site = self.site(p, c);
-                let mut at_site = name.clone();
-                at_site.set_span(site);
-                out.push((
-                    stage,
-                    quote_spanned! {site=>
-                        let #var = #krate::__private::Owned(::core::clone::Clone::clone(&#at_site));
-                    },
-                ));
+                );
+                self.incoming
+                    .entry(first)
+                    .or_default()
+                    .push((p, var.clone()));
+                var
             }
-            self.clones.insert((p, c), Delivery::Owned(var));
+            Target::Export => unreachable!("an export returns the value itself"),
         }
-        // The move comes after every clone made for the same stage.
-        out.extend(handover);
-        out
+    }
+
+    /// `let (c1, .., p) = { let p = p; (Owned(clone(&p)), .., p) };`: the clones in `made`,
+    /// each pointing at the use a missing `Clone` is reported at, then `p` again.
+    ///
+    /// The clones borrow a copy of `p` that ends with the block: a local that is ever borrowed
+    /// stays in the future's state until its scope ends, and the scope's own `p` would then be
+    /// kept across every later await.
+    fn clone_statement(&self, p: usize, made: &[(Ident, Span)]) -> TokenStream {
+        let krate = self.krate;
+        let name = self.name(p);
+        let vars = made.iter().map(|(var, _)| var);
+        let values = made.iter().map(|(_, site)| {
+            let mut at_site = name.clone();
+            at_site.set_span(*site);
+            quote_spanned! {*site=>
+                #krate::__private::Owned(::core::clone::Clone::clone(&#at_site))
+            }
+        });
+        quote! {
+            let (#(#vars,)* #name) = { let #name = #name; (#(#values,)* #name) };
+        }
     }
 
     /// Where consumer `c` names `p`: the place errors about that use point at.
@@ -481,7 +603,8 @@ impl<'a> Expander<'a> {
                 quote_spanned!(span=> #krate::__private::branch(#future))
             }
             Plan::Seq(stages) => {
-                let body = self.seq(stages, exports, false);
+                let incoming = self.incoming.remove(&nodes_of(part)[0]).unwrap_or_default();
+                let body = self.seq(stages, exports, false, &incoming);
                 quote!(#krate::__private::branch(async { #body }))
             }
             Plan::Par(_) => unreachable!("a Par has no Par parts"),
@@ -595,18 +718,8 @@ impl<'a> Expander<'a> {
                         replace.insert(u.node, graph::deref_tokens(&r));
                     }
                 }
-            } else {
-                match self.clones.get(&(p, consumer)) {
-                    Some(Delivery::Owned(var)) => {
-                        bindings.extend(quote!(let #name = #var.into_inner();));
-                    }
-                    Some(Delivery::Clone) => {
-                        let mut at_site = name.clone();
-                        at_site.set_span(site);
-                        bindings.extend(quote_spanned!(site=> let #name = ::core::clone::Clone::clone(&#at_site);));
-                    }
-                    None => {}
-                }
+            } else if let Some(var) = self.handed.get(&(p, consumer)) {
+                bindings.extend(quote!(let #name = #var.into_inner();));
             }
         }
         waits.extend(bindings);
@@ -626,6 +739,28 @@ impl<'a> Expander<'a> {
         let span = tail.span();
         quote_spanned!(span=> #prelude #tail)
     }
+}
+
+/// Which entry gets the value itself: the last that takes it by value, after every borrow;
+/// at the same stage, the export, else the first.
+fn mover(entries: &[Entry]) -> Option<usize> {
+    let last_borrow = entries
+        .iter()
+        .filter(|e| e.mode == Mode::Borrow)
+        .map(|e| e.stage)
+        .max();
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.mode == Mode::Own && last_borrow.is_none_or(|b| e.stage > b))
+        .max_by_key(|(i, e)| {
+            (
+                e.stage,
+                matches!(e.target, Target::Export),
+                std::cmp::Reverse(*i),
+            )
+        })
+        .map(|(i, _)| i)
 }
 
 fn inside_consumer(inside: &[usize], c: Consumer) -> bool {
