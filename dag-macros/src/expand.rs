@@ -291,7 +291,7 @@ impl<'a> Expander<'a> {
             out.extend(quote!(let #name = #var.into_inner();));
         }
         for &(p, _) in incoming {
-            for (stage, tokens) in self.distribute(p, stages, &place, exports, top) {
+            for (stage, tokens) in self.distribute(p, 0, stages, &place, exports, top) {
                 handovers.entry(stage).or_default().extend(tokens);
             }
         }
@@ -321,7 +321,7 @@ impl<'a> Expander<'a> {
                 .collect();
             out.extend(self.stage(stage, &bound));
             for &p in &bound {
-                for (stage, tokens) in self.distribute(p, stages, &place, exports, top) {
+                for (stage, tokens) in self.distribute(p, i + 1, stages, &place, exports, top) {
                     handovers.entry(stage).or_default().extend(tokens);
                 }
             }
@@ -334,21 +334,23 @@ impl<'a> Expander<'a> {
         out
     }
 
-    /// Once `p` is held in a scope (bound by a stage or handed in): decides which target gets
-    /// the value itself and clones it for the other targets that need their own. A branch of
-    /// several nodes is one target, whatever the number of its consumers.
+    /// Once `p` is held in a scope (bound by a stage or handed in), from stage `first` on:
+    /// decides which target gets the value itself and clones it for the other targets that
+    /// need their own. A branch of several nodes is one target, whatever the number of its
+    /// consumers. Consumers in the stage that binds `p` are served inside that stage.
     ///
     /// Returns the statements with the stage they are for: each is made just before that
     /// stage, so that it does not live across earlier awaits.
     fn distribute(
         &mut self,
         p: usize,
+        first: usize,
         stages: &[Plan],
         place: &BTreeMap<usize, (usize, Option<usize>)>,
         exports: &[usize],
         top: bool,
     ) -> Vec<(usize, TokenStream)> {
-        let entries = self.targets(p, place, exports, top);
+        let entries = self.targets(p, first, place, exports, top);
         let mover = mover(&entries);
         // Per stage: the clones made for it, and the wrapper the value itself moves into.
         let mut clones: BTreeMap<usize, Vec<(Ident, Span)>> = BTreeMap::new();
@@ -394,11 +396,13 @@ impl<'a> Expander<'a> {
         out
     }
 
-    /// The targets of `p` in a scope: each consumer in place or in a branch of one node, each
-    /// branch of several nodes with a consumer, the output (at `top`) and the export.
+    /// The targets of `p` in a scope from stage `first` on: each consumer in place or in a
+    /// branch of one node, each branch of several nodes with a consumer, the output (at `top`)
+    /// and the export.
     fn targets(
         &self,
         p: usize,
+        first: usize,
         place: &BTreeMap<usize, (usize, Option<usize>)>,
         exports: &[usize],
         top: bool,
@@ -408,6 +412,7 @@ impl<'a> Expander<'a> {
         for &(c, mode) in &self.consumers[p] {
             let (stage, target) = match c {
                 Consumer::Node(v) => match place.get(&v) {
+                    Some(&(stage, _)) if stage < first => continue,
                     Some(&(stage, Some(branch))) => (stage, Target::Branch(branch)),
                     Some(&(stage, None)) => (stage, Target::Consumer(c)),
                     None => continue,
