@@ -1,0 +1,149 @@
+//! A series-parallel graph's future is no larger than the same schedule written by hand with
+//! nested `futures::join!`: the seed graph and the 100-node graph of the benchmarks
+//! (`benches/generated/sp100.rs`).
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use dagjoin::dag;
+use futures::executor::block_on;
+
+#[rustfmt::skip]
+#[path = "../benches/generated/sp100.rs"]
+mod sp100;
+
+/// Returns `Pending` once, after waking its task, then `Ready`.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+async fn fast_a() -> u64 {
+    YieldOnce(false).await;
+    1
+}
+
+async fn slow_b(a: u64) -> u64 {
+    YieldOnce(false).await;
+    a + 10
+}
+
+async fn slow_a() -> u64 {
+    YieldOnce(false).await;
+    2
+}
+
+async fn fast_b() -> u64 {
+    YieldOnce(false).await;
+    3
+}
+
+async fn fast_c(sa: u64, fb: u64) -> u64 {
+    YieldOnce(false).await;
+    sa * fb
+}
+
+async fn end_task(b: u64, c: u64) -> u64 {
+    YieldOnce(false).await;
+    b + c
+}
+
+fn seed_with_dag() -> impl Future<Output = u64> {
+    dag! {
+        a   = fast_a();
+        b   = slow_b(a);
+        sa  = slow_a();
+        fb  = fast_b();
+        c   = fast_c(sa, fb);
+        end = end_task(b, c);
+        end
+    }
+}
+
+#[allow(
+    clippy::manual_async_fn,
+    reason = "returns the future itself, like `seed_with_dag`"
+)]
+fn seed_by_hand() -> impl Future<Output = u64> {
+    async {
+        let (b, c) = futures::join!(
+            async {
+                let a = fast_a().await;
+                slow_b(a).await
+            },
+            async {
+                let (sa, fb) = futures::join!(slow_a(), fast_b());
+                fast_c(sa, fb).await
+            },
+        );
+        end_task(b, c).await
+    }
+}
+
+#[test]
+fn seed_graph_is_no_larger_than_by_hand() {
+    let (with_dag, by_hand) = (seed_with_dag(), seed_by_hand());
+    assert!(
+        size_of_val(&with_dag) <= size_of_val(&by_hand),
+        "dag! {} bytes, by hand {}",
+        size_of_val(&with_dag),
+        size_of_val(&by_hand)
+    );
+    assert_eq!(block_on(with_dag), block_on(by_hand));
+}
+
+/// A task of the generated graph: ready at its second poll, with a value made of its inputs.
+struct Task {
+    value: u64,
+    polled: bool,
+}
+
+impl Future for Task {
+    type Output = u64;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        if self.polled {
+            Poll::Ready(self.value)
+        } else {
+            self.polled = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+fn task(i: usize, inputs: &[u64]) -> Task {
+    Task {
+        value: inputs
+            .iter()
+            .fold(0u64, |acc, x| acc.wrapping_mul(31).wrapping_add(*x))
+            .wrapping_add(i as u64),
+        polled: false,
+    }
+}
+
+#[test]
+fn series_parallel_graph_of_100_nodes_is_no_larger_than_by_hand() {
+    let (with_dag, by_hand) = (sp100::with_dag(task), sp100::by_hand(task));
+    assert!(
+        size_of_val(&with_dag) <= size_of_val(&by_hand),
+        "dag! {} bytes, by hand {}",
+        size_of_val(&with_dag),
+        size_of_val(&by_hand)
+    );
+    assert_eq!(block_on(with_dag), block_on(by_hand));
+    let edges: usize = sp100::DEPS.iter().map(|d| d.len()).sum();
+    assert_eq!((sp100::DEPS.len(), edges), (sp100::NODES, sp100::EDGES));
+}
