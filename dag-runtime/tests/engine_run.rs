@@ -525,3 +525,80 @@ fn a_run_of_instant_tasks_yields_to_its_executor() {
         polls.get()
     );
 }
+
+#[tokio::test]
+async fn a_timeout_too_large_for_the_clock_waits_forever_without_panicking() {
+    let mut g = GraphBuilder::<()>::new();
+    let a = g.add(|| async { 1_u32 }, ());
+    let b = g.add(
+        |x: u32| async move {
+            tokio::task::yield_now().await;
+            x + 1
+        },
+        a,
+    );
+    g.options(&a, TaskOptions::new().timeout(Duration::MAX));
+    g.options(&b, TaskOptions::new().timeout(Duration::MAX));
+    let report = g.build().unwrap().run(()).await;
+    assert_eq!(report.get(&b), Ok(&2));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_retry_s_timeout_counts_from_the_retry() {
+    // `hog` blocks the thread for 300 ms in the same poll of the run that retries `flaky`;
+    // the retry's 100 ms must not have run out before it starts.
+    let calls = Counter::default();
+    let mut builder = NamedGraphBuilder::new();
+    builder.task("hog", |_| async {
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(300));
+        sleep(Duration::from_millis(10)).await;
+        Ok(())
+    });
+    let flaky_calls = calls.clone();
+    builder.task("flaky", move |_| {
+        flaky_calls.hit();
+        let first = flaky_calls.get() == 1;
+        async move {
+            anyhow::ensure!(!first, "the first attempt fails");
+            sleep(Duration::from_millis(20)).await;
+            Ok(7_u32)
+        }
+    });
+    builder.options(
+        "flaky",
+        TaskOptions::new()
+            .retries(1)
+            .timeout(Duration::from_millis(100)),
+    );
+    let report = builder.build().unwrap().run(()).await;
+    assert_eq!(report.value::<u32>("flaky"), Ok(&7), "{:?}", report.check());
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
+fn without_a_timer_a_task_with_a_timeout_fails_before_it_runs() {
+    // Outside tokio there is no timer: the attempt fails before the task's future is polled.
+    let polled = Arc::new(AtomicUsize::new(0));
+    let mut g = GraphBuilder::<()>::new();
+    let counter = polled.clone();
+    let a = g.add(
+        move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                1_u32
+            }
+        },
+        (),
+    );
+    g.options(
+        &a,
+        TaskOptions::new()
+            .timeout(Duration::from_secs(1))
+            .retries(2),
+    );
+    let report = futures::executor::block_on(g.build().unwrap().run(()));
+    assert_eq!(report.task_of(&a).unwrap().status(), Status::Failed);
+    assert_eq!(polled.load(Ordering::SeqCst), 0);
+}

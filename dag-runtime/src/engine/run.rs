@@ -8,7 +8,9 @@
 //! starts in the same poll its last input arrives.
 //!
 //! Async tasks are polled on the run's own future: once when they start, and if that first
-//! poll does not finish them, in a `FuturesUnordered` that polls only the ones that woke;
+//! poll does not finish them, in a `FuturesUnordered`, which polls each once more when it
+//! enters and then only the ones that woke (a future must wake the waker of its latest poll,
+//! as the `Future` contract says, not only the first one it saw);
 //! blocking tasks run on tokio's blocking pool. Each in-flight item also carries its attempt's
 //! timeout, or the backoff before a retry, so the scheduler never polls on an interval.
 //! Every poll of a task runs inside `catch_unwind`: a panic fails the attempt.
@@ -17,12 +19,13 @@ use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
+use core::time::Duration;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::time::{sleep, sleep_until, Instant, Sleep};
+use tokio::time::{sleep, Instant, Sleep};
 
 use super::error::{Panicked, TimedOut};
 use super::executor::{AttemptKey, Executor, Local, Running};
@@ -208,8 +211,9 @@ struct Scheduler {
     in_flight: FuturesUnordered<InFlight>,
     started: Option<Instant>,
     /// The clock as of the last event: tasks started now start at this instant. It is read
-    /// again after every first poll of a task and every event, so it is never older than the
-    /// last thing that took time, and a task that finishes at once costs one clock read.
+    /// again at every poll of the run, after every first poll of a task that stays pending,
+    /// when a task ends and before a retry, so it is never older than the last thing that
+    /// took time, and a task that finishes at once costs one clock read.
     now: Instant,
     /// Scratch space for walks over descendants.
     stack: Vec<u32>,
@@ -297,7 +301,12 @@ impl Scheduler {
             match self.in_flight.poll_next_unpin(cx) {
                 Poll::Ready(Some((v, attempt, event))) => match event {
                     Event::Finished(outcome) => self.finished(v, attempt, outcome),
-                    Event::Retry => self.attempt(v, attempt, cx),
+                    Event::Retry => {
+                        // Polling the tasks in flight took time: a retry's timeout counts
+                        // from now.
+                        self.now = Instant::now();
+                        self.attempt(v, attempt, cx);
+                    }
                 },
                 Poll::Ready(None) => unreachable!("`in_flight` is not empty"),
                 Poll::Pending => return Poll::Pending,
@@ -357,8 +366,13 @@ impl Scheduler {
             node: v,
             attempt,
         };
-        // The timeout counts from before the first poll.
-        let deadline = node.options.timeout.map(|after| (self.now + after, after));
+        // The timer starts before the first poll: the timeout counts from there, and without
+        // a timer (no tokio runtime) the attempt fails before its task runs at all.
+        let deadline = match node.options.timeout.map(|after| Ok((timer(after)?, after))) {
+            None => None,
+            Some(Ok(deadline)) => Some(deadline),
+            Some(Err(error)) => return self.finished(v, attempt, Err(error)),
+        };
         let started = catch_unwind(AssertUnwindSafe(|| {
             let mut running = self.executor.start(key, work.call(call)?)?;
             let first = Pin::new(&mut running).poll(cx);
@@ -373,12 +387,6 @@ impl Scheduler {
             Ok(Err(error)) => return self.finished(v, attempt, Err(error)),
             Err(payload) => return self.finished(v, attempt, Err(panicked(&*payload))),
         };
-        let deadline =
-            match deadline.map(|(at, after)| catch_unwind(|| (Box::pin(sleep_until(at)), after))) {
-                None => None,
-                Some(Ok(deadline)) => Some(deadline),
-                Some(Err(payload)) => return self.finished(v, attempt, Err(panicked(&*payload))),
-            };
         self.in_flight.push(InFlight {
             node: v,
             attempt,
@@ -410,12 +418,9 @@ impl Scheduler {
                 let state = if backoff.is_zero() {
                     Flight::Now
                 } else {
-                    match catch_unwind(|| Box::pin(sleep(backoff))) {
+                    match timer(backoff) {
                         Ok(sleep) => Flight::Backoff(sleep),
-                        Err(payload) => {
-                            let error = error.context(panicked(&*payload));
-                            return self.fail(v, error, now);
-                        }
+                        Err(no_timer) => return self.fail(v, error.context(no_timer), now),
                     }
                 };
                 self.in_flight.push(InFlight {
@@ -485,6 +490,12 @@ impl Scheduler {
     }
 }
 
+/// A tokio timer that fires `after` from now (far in the future for a huge `after`), or the
+/// error of making one outside a tokio runtime with time enabled (tokio panics there).
+fn timer(after: Duration) -> Result<Pin<Box<Sleep>>, anyhow::Error> {
+    catch_unwind(|| Box::pin(sleep(after))).map_err(|payload| panicked(&*payload))
+}
+
 /// The error of an attempt that panicked with `payload`.
 fn panicked(payload: &(dyn core::any::Any + Send)) -> anyhow::Error {
     Panicked::from_payload(payload).into()
@@ -501,7 +512,7 @@ enum Flight {
     /// The attempt, and its deadline with the timeout it stands for.
     Running {
         running: Running,
-        deadline: Option<(Pin<Box<Sleep>>, core::time::Duration)>,
+        deadline: Option<(Pin<Box<Sleep>>, Duration)>,
     },
     /// The backoff before attempt `attempt`.
     Backoff(Pin<Box<Sleep>>),
