@@ -298,17 +298,38 @@ impl NameTable {
 
     /// Names the next node `name`.
     pub fn push(&mut self, name: &str) {
-        let start = self.text.len();
-        self.text.push_str(name);
-        self.spans
-            .push((text_offset(start), text_offset(self.text.len())));
+        let span = self.append(|text| text.push_str(name));
+        self.spans.push(span);
+    }
+
+    /// Names the next node `base`, or `base#suffix` from suffix 2 on.
+    fn push_derived(&mut self, base: &str, suffix: u32) {
+        let span = self.append(|text| {
+            text.push_str(base);
+            if suffix > 1 {
+                text.push('#');
+                push_decimal(text, suffix);
+            }
+        });
+        self.spans.push(span);
+    }
+
+    /// Takes back the last node's name.
+    fn pop(&mut self) {
+        let (start, _) = self.spans.pop().expect("a name to take back");
+        self.text.truncate(start as usize);
     }
 
     /// Renames node `v` (its old name's text stays, unused).
     pub fn set(&mut self, v: u32, name: &str) {
+        self.spans[v as usize] = self.append(|text| text.push_str(name));
+    }
+
+    /// Writes a name at the end of the text; its span.
+    fn append(&mut self, write: impl FnOnce(&mut String)) -> (u32, u32) {
         let start = self.text.len();
-        self.text.push_str(name);
-        self.spans[v as usize] = (text_offset(start), text_offset(self.text.len()));
+        write(&mut self.text);
+        (text_offset(start), text_offset(self.text.len()))
     }
 
     /// The name of node `v`.
@@ -320,6 +341,13 @@ impl NameTable {
     /// The number of nodes.
     pub fn len(&self) -> usize {
         self.spans.len()
+    }
+
+    /// The tasks' names to their nodes (the parameter is not a task).
+    fn index(&self) -> HashMap<Box<str>, u32> {
+        (1..self.len())
+            .map(|v| (Box::from(self.get(index(v))), index(v)))
+            .collect()
     }
 }
 
@@ -448,11 +476,7 @@ impl GraphInner {
     /// The node of task `name`.
     pub fn lookup(&self, name: &str) -> Option<u32> {
         self.index
-            .get_or_init(|| {
-                (1..self.len())
-                    .map(|v| (Box::from(self.names.get(index(v))), index(v)))
-                    .collect()
-            })
+            .get_or_init(|| self.names.index())
             .get(name)
             .copied()
     }
@@ -666,25 +690,16 @@ impl Names {
             }
         };
         loop {
-            let suffix = next;
+            self.table.push_derived(base, next);
             next += 1;
-            let start = self.table.text.len();
-            self.table.text.push_str(base);
-            if suffix > 1 {
-                self.table.text.push('#');
-                push_decimal(&mut self.table.text, suffix);
-            }
-            let name = &self.table.text[start..];
             if let Some(taken) = &mut self.taken {
+                let name = self.table.get(v);
                 if taken.contains_key(name) {
-                    self.table.text.truncate(start);
+                    self.table.pop();
                     continue;
                 }
                 taken.insert(name.into(), v);
             }
-            self.table
-                .spans
-                .push((text_offset(start), text_offset(self.table.text.len())));
             self.last = Some((base, next));
             return;
         }
@@ -693,11 +708,7 @@ impl Names {
     /// Renames node `v` to `new`; `false` if another node has that name.
     pub fn rename(&mut self, v: u32, new: &str) -> bool {
         let table = &mut self.table;
-        let taken = self.taken.get_or_insert_with(|| {
-            (1..table.len())
-                .map(|u| (Box::from(table.get(index(u))), index(u)))
-                .collect()
-        });
+        let taken = self.taken.get_or_insert_with(|| table.index());
         if let Some(&other) = taken.get(new) {
             return other == v;
         }
