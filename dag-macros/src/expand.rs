@@ -107,6 +107,8 @@ struct Expander<'a> {
     krate: &'a TokenStream,
     /// Whether each node's value lives in a slot (some consumer is not sequenced after it).
     in_slot: Vec<bool>,
+    /// The field of each such node's slot in the tuple of slots.
+    slot_index: Vec<usize>,
     /// Per producer: consumers with their mode, in order.
     consumers: Vec<Vec<(Consumer, Mode)>>,
     /// Per producer: consumers that wait on its slot, with their waker index.
@@ -143,10 +145,15 @@ impl<'a> Expander<'a> {
         for u in &graph.tail_uses {
             consumers[u.node.0].push((Consumer::Tail, u.mode));
         }
+        let mut slot_index = vec![usize::MAX; n];
+        for (i, v) in (0..n).filter(|&v| in_slot[v]).enumerate() {
+            slot_index[v] = i;
+        }
         Expander {
             graph,
             krate: &graph.krate,
             in_slot,
+            slot_index,
             consumers,
             waiter_index,
             handed: BTreeMap::new(),
@@ -209,19 +216,21 @@ impl<'a> Expander<'a> {
         &self.graph.nodes[v].name
     }
 
-    fn slot(&self, v: usize) -> Ident {
-        format_ident!(
-            "__dag_{}_slot",
-            unraw(self.name(v)),
-            span = Span::mixed_site()
-        )
+    /// The slot of node `v`: a field of the one tuple that holds every slot of the graph.
+    fn slot(&self, v: usize) -> TokenStream {
+        let slots = slots_ident();
+        let field = syn::Index::from(self.slot_index[v]);
+        quote!(#slots.#field)
     }
 
+    /// The tuple of the graph's slots, one local of the graph's future. One local rather than
+    /// one per slot: rustc's coroutine passes grow faster than linearly with the number of
+    /// locals held across an await (a 1000-node graph compiled in 31 s with one local per slot,
+    /// 20 s with the tuple).
     fn slot_declarations(&self) -> TokenStream {
         let krate = self.krate;
-        let mut out = TokenStream::new();
+        let mut slots = Vec::new();
         for v in (0..self.graph.len()).filter(|&v| self.in_slot[v]) {
-            let slot = self.slot(v);
             let waiters = self.consumers[v]
                 .iter()
                 .filter(|(c, _)| matches!(c, Consumer::Node(_)))
@@ -230,11 +239,15 @@ impl<'a> Expander<'a> {
                 .iter()
                 .filter(|(_, m)| *m == Mode::Own)
                 .count();
-            out.extend(quote! {
-                let #slot = #krate::__private::Slot::<_, #waiters>::new(#takers);
-            });
+            slots.push(quote!(#krate::__private::Slot::<_, #waiters>::new(#takers)));
         }
-        out
+        if slots.is_empty() {
+            return TokenStream::new();
+        }
+        let name = slots_ident();
+        quote! {
+            let #name = (#(#slots,)*);
+        }
     }
 
     /// How a consumer takes a value out of a slot.
@@ -744,6 +757,11 @@ impl<'a> Expander<'a> {
         let span = tail.span();
         quote_spanned!(span=> #prelude #tail)
     }
+}
+
+/// The local that holds the graph's slots.
+fn slots_ident() -> Ident {
+    Ident::new("__dag_slots", Span::mixed_site())
 }
 
 /// Which entry gets the value itself: the last that takes it by value, after every borrow;
