@@ -223,10 +223,10 @@ impl<'a> Expander<'a> {
         quote!(#slots.#field)
     }
 
-    /// The tuple of the graph's slots, one local of the graph's future. One local rather than
-    /// one per slot: rustc's coroutine passes grow faster than linearly with the number of
-    /// locals held across an await (a 1000-node graph compiled in 31 s with one local per slot,
-    /// 20 s with the tuple).
+    /// The tuple of the graph's slots, in the graph's future. One tuple rather than one local
+    /// per slot: rustc's coroutine passes grow faster than linearly with the number of locals
+    /// held across an await (a 1000-node graph compiled in 31 s with one local per slot, 20 s
+    /// with the tuple).
     fn slot_declarations(&self) -> TokenStream {
         let krate = self.krate;
         let mut slots = Vec::new();
@@ -244,9 +244,12 @@ impl<'a> Expander<'a> {
         if slots.is_empty() {
             return TokenStream::new();
         }
+        // A reference: a branch then captures this one reference for all the slots it uses
+        // rather than one per slot (a field reached through a shared reference is captured
+        // as that reference).
         let name = slots_ident();
         quote! {
-            let #name = (#(#slots,)*);
+            let #name = &(#(#slots,)*);
         }
     }
 
@@ -558,7 +561,8 @@ impl<'a> Expander<'a> {
                 let value = self.awaited(v);
                 if self.in_slot[v] {
                     let slot = self.slot(v);
-                    quote!(#slot.set(#value);)
+                    let set = set_slot(&slot, &value);
+                    quote!(#set)
                 } else if bound.contains(&v) {
                     let name = self.name(v);
                     quote!(let #name = #value;)
@@ -596,7 +600,8 @@ impl<'a> Expander<'a> {
                     let slot = self.slot(v);
                     let value = self.awaited(v);
                     let done = self.ok(quote!(()));
-                    quote_spanned!(span=> async { #slot.set(#value); #done })
+                    let set = set_slot(&slot, &value);
+                    quote_spanned!(span=> async { #set #done })
                 } else if self.graph.fallible() {
                     let value = self.awaited(v);
                     let value = self.ok(value);
@@ -759,9 +764,19 @@ impl<'a> Expander<'a> {
     }
 }
 
-/// The local that holds the graph's slots.
+/// The local that holds (a reference to) the graph's slots.
 fn slots_ident() -> Ident {
     Ident::new("__dag_slots", Span::mixed_site())
+}
+
+/// Statements that put `value` (an awaited expression) into `slot`: the value first, so that
+/// the branch does not hold a reference to the slot across the node's awaits.
+fn set_slot(slot: &TokenStream, value: &TokenStream) -> TokenStream {
+    let local = Ident::new("__dag_value", Span::mixed_site());
+    quote! {
+        let #local = #value;
+        #slot.set(#local);
+    }
 }
 
 /// Which entry gets the value itself: the last that takes it by value, after every borrow;
