@@ -65,22 +65,9 @@ fn run<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// Returns `Pending` once, after waking its task, then `Ready`.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
+#[path = "support/yield_once.rs"]
+mod yield_once;
+use yield_once::YieldOnce;
 
 /// What a task does before it returns: nothing, or yield once.
 async fn work<const YIELD: bool>() {

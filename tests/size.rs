@@ -13,22 +13,9 @@ use futures::executor::block_on;
 #[path = "../benches/generated/sp100.rs"]
 mod sp100;
 
-/// Returns `Pending` once, after waking its task, then `Ready`.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
+#[path = "../benches/support/yield_once.rs"]
+mod yield_once;
+use yield_once::YieldOnce;
 
 async fn fast_a() -> u64 {
     YieldOnce(false).await;
