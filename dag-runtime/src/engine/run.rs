@@ -210,10 +210,10 @@ struct Scheduler {
     busy: [usize; 2],
     in_flight: FuturesUnordered<InFlight>,
     started: Option<Instant>,
-    /// The clock as of the last event: tasks started now start at this instant. It is read
-    /// again at every poll of the run, after every first poll of a task that stays pending,
-    /// when a task ends and before a retry, so it is never older than the last thing that
-    /// took time, and a task that finishes at once costs one clock read.
+    /// The clock as of the last time task code ran: tasks started now start at this instant,
+    /// tasks that end now end at it. It is read at every poll of the run and after every poll
+    /// of task code (an attempt's first poll, each event of the tasks in flight), so a task
+    /// that finishes at once costs one clock read.
     now: Instant,
     /// Scratch space for walks over descendants.
     stack: Vec<u32>,
@@ -299,15 +299,14 @@ impl Scheduler {
             }
             budget -= 1;
             match self.in_flight.poll_next_unpin(cx) {
-                Poll::Ready(Some((v, attempt, event))) => match event {
-                    Event::Finished(outcome) => self.finished(v, attempt, outcome),
-                    Event::Retry => {
-                        // Polling the tasks in flight took time: a retry's timeout counts
-                        // from now.
-                        self.now = Instant::now();
-                        self.attempt(v, attempt, cx);
+                Poll::Ready(Some((v, attempt, event))) => {
+                    // Polling the tasks in flight ran their code.
+                    self.now = Instant::now();
+                    match event {
+                        Event::Finished(outcome) => self.finished(v, attempt, outcome),
+                        Event::Retry => self.attempt(v, attempt, cx),
                     }
-                },
+                }
                 Poll::Ready(None) => unreachable!("`in_flight` is not empty"),
                 Poll::Pending => return Poll::Pending,
             }
@@ -378,12 +377,11 @@ impl Scheduler {
             let first = Pin::new(&mut running).poll(cx);
             Ok::<_, anyhow::Error>((running, first))
         }));
+        // The first poll ran the task's code.
+        self.now = Instant::now();
         let running = match started {
             Ok(Ok((_, Poll::Ready(outcome)))) => return self.finished(v, attempt, outcome),
-            Ok(Ok((running, Poll::Pending))) => {
-                self.now = Instant::now();
-                running
-            }
+            Ok(Ok((running, Poll::Pending))) => running,
             Ok(Err(error)) => return self.finished(v, attempt, Err(error)),
             Err(payload) => return self.finished(v, attempt, Err(panicked(&*payload))),
         };
@@ -396,8 +394,7 @@ impl Scheduler {
 
     /// Task `v`'s attempt `attempt` ended with `outcome`.
     fn finished(&mut self, v: u32, attempt: u32, outcome: Outcome) {
-        let now = Instant::now();
-        self.now = now;
+        let now = self.now;
         let node = &self.graph.nodes[v as usize];
         match outcome {
             Ok(value) => {
