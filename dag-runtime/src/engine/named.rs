@@ -171,7 +171,7 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
         }
         let node_of = |name: &str| by_name.get(name).map(|&t| t + 1);
 
-        let mut dep_lists: Vec<Vec<u32>> = vec![Vec::new(); nodes.len()];
+        let mut dep_lists: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
         let mut without_function = HashSet::new();
         for (name, _) in &deps {
             if node_of(name).is_none() && without_function.insert(name.as_str()) {
@@ -182,7 +182,7 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
             let Some(v) = node_of(name) else { continue };
             for dep in names {
                 match node_of(dep) {
-                    Some(d) => dep_lists[v].push(index(d)),
+                    Some(d) => dep_lists[v].push(d),
                     None => problems.push(BuildProblem::UnknownDependency {
                         task: name.clone(),
                         dependency: dep.clone(),
@@ -196,11 +196,7 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
                 None => problems.push(BuildProblem::NotATask { name }),
             }
         }
-        let as_usize: Vec<Vec<usize>> = dep_lists
-            .iter()
-            .map(|deps| deps.iter().map(|&d| d as usize).collect())
-            .collect();
-        for cycle in cycles(&as_usize) {
+        for cycle in cycles(&dep_lists) {
             problems.push(BuildProblem::Cycle {
                 path: cycle
                     .iter()
@@ -213,7 +209,7 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
         }
         let mut table = DepTable::new();
         for deps in dep_lists.into_iter().skip(1) {
-            table.push(deps);
+            table.push(deps.into_iter().map(index));
         }
         Ok(Graph::from_inner(GraphInner::new(id, nodes, names, table)))
     }

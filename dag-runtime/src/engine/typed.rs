@@ -441,27 +441,29 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
     fn push<F, D: Deps, T: Any>(&mut self, work: Work, kind: Kind, deps: D) -> Handle<T> {
         let v = index(self.nodes.len());
         self.names.derive(base_name::<F>());
-        let (id, table) = (self.id, &mut self.deps);
-        let mut foreign = Vec::new();
+        let Self {
+            id,
+            names,
+            deps: table,
+            problems,
+            ..
+        } = self;
         let mut position = 0;
         sealed::Deps::handles(deps, &mut |builder, node| {
             position += 1;
-            if builder == id {
+            if builder == *id {
                 table.add(node);
             } else {
-                foreign.push((position, builder, node));
+                problems.push(BuildProblem::ForeignHandle {
+                    site: format!("input {position} of task `{}`", names.get(v)),
+                    builder,
+                    index: node,
+                    this: *id,
+                });
                 table.add(0);
             }
         });
         table.close();
-        for (position, builder, node) in foreign {
-            self.problems.push(BuildProblem::ForeignHandle {
-                site: format!("input {position} of task `{}`", self.names.get(v)),
-                builder,
-                index: node,
-                this: self.id,
-            });
-        }
         self.nodes.push(Node {
             work: Some(work),
             kind,
