@@ -566,9 +566,7 @@ impl<'a> Expander<'a> {
                 let v = *v;
                 let value = self.awaited(v);
                 if self.in_slot[v] {
-                    let slot = self.slot(v);
-                    let set = set_slot(&slot, &value);
-                    quote!(#set)
+                    set_slot(&self.slot(v), &value)
                 } else if bound.contains(&v) {
                     let name = self.name(v);
                     quote!(let #name = #value;)
@@ -603,10 +601,8 @@ impl<'a> Expander<'a> {
                 let v = *v;
                 let span = self.graph.nodes[v].expr.span();
                 let future = if self.in_slot[v] {
-                    let slot = self.slot(v);
-                    let value = self.awaited(v);
+                    let set = set_slot(&self.slot(v), &self.awaited(v));
                     let done = self.ok(quote!(()));
-                    let set = set_slot(&slot, &value);
                     quote_spanned!(span=> async { #set #done })
                 } else if self.graph.fallible() {
                     let value = self.awaited(v);
