@@ -144,3 +144,44 @@ async fn nodes_may_be_written_in_any_order() {
     assert_eq!(log.start_of("b"), 30);
     assert_eq!(log.start_of("end"), 50);
 }
+
+/// Non-series-parallel parts inside a branch of a join and after a sequential stage, written
+/// consumers first: each part still starts every node at its earliest time.
+#[tokio::test(start_paused = true)]
+async fn nested_and_later_non_series_parallel_parts_are_optimal() {
+    let log = Log::new();
+    let out = dag! {
+        j = log.task("j", 10, h * 2);
+        i = log.task("i", 10, g + h);
+        h = log.task("h", 30, f);
+        g = log.task("g", 100, f);
+        f = log.task("f", 10, c + d + y);
+        d = log.task("d", 50, b * 10);
+        c = log.task("c", 50, a + b);
+        b = log.task("b", 300, x + 1);
+        a = log.task("a", 100, x);
+        x = log.task("x", 10, 1);
+        y = log.task("y", 200, 7);
+        (i, j)
+    }
+    .await;
+    assert_eq!(out, (60, 60));
+    let expected = [
+        ("x", 0),
+        ("y", 0),
+        ("a", 10),
+        ("b", 10),
+        ("c", 310),
+        ("d", 310),
+        ("f", 360),
+        ("g", 370),
+        ("h", 370),
+        ("j", 400),
+        ("i", 470),
+    ];
+    for (name, at) in expected {
+        assert_eq!(log.start_of(name), at, "start of {name}");
+    }
+    assert_eq!(log.elapsed_ms(), 480);
+    assert_eq!(log.runs.load(Ordering::SeqCst), 11);
+}

@@ -121,6 +121,12 @@ struct Expander<'a> {
     incoming: BTreeMap<usize, Vec<(usize, Ident)>>,
     /// Numbers the wrappers of values handed into branches.
     wrappers: usize,
+    /// The declarations of the tuples of slots, in order; see `declare_slots`.
+    slot_tuples: Vec<TokenStream>,
+    /// How many of them are emitted so far.
+    declared: usize,
+    /// Numbers the groups of branches made before their join.
+    groups: usize,
 }
 
 impl<'a> Expander<'a> {
@@ -149,6 +155,7 @@ impl<'a> Expander<'a> {
         for (i, v) in (0..n).filter(|&v| in_slot[v]).enumerate() {
             slot_index[v] = i;
         }
+        let slot_tuples = slot_tuples(&graph.krate, &in_slot, &consumers);
         Expander {
             graph,
             krate: &graph.krate,
@@ -159,6 +166,9 @@ impl<'a> Expander<'a> {
             handed: BTreeMap::new(),
             incoming: BTreeMap::new(),
             wrappers: 0,
+            slot_tuples,
+            declared: 0,
+            groups: 0,
         }
     }
 
@@ -167,7 +177,6 @@ impl<'a> Expander<'a> {
             Plan::Seq(parts) => parts.clone(),
             other => vec![other.clone()],
         };
-        let slots = self.slot_declarations();
         let body = self.seq(&stages, &[], true, &[]);
         let tail = self.tail();
         let move_token = &self.graph.move_token;
@@ -185,7 +194,6 @@ impl<'a> Expander<'a> {
         let krate = self.krate;
         quote! {
             #krate::__private::dag(async #move_token {
-                #slots
                 #body
                 #output
             })
@@ -224,39 +232,34 @@ impl<'a> Expander<'a> {
         quote!(#slots.#field)
     }
 
-    /// The graph's slots, in tuples of up to [`SLOTS_PER_TUPLE`], each a local of the graph's
-    /// future.
+    /// Declares the tuples of slots up to the one holding the slot numbered `last`, those not
+    /// declared yet.
     ///
-    /// Not one local per slot: rustc's coroutine passes grow faster than linearly with the
-    /// number of locals held across an await (the 1000-node layered graph, 849 slots, compiled
-    /// in 31 s with one local per slot, 20 s with one tuple). Not one tuple for all: until
-    /// the slots' types are inferred, each use of a field makes rustc resolve the whole
-    /// tuple's type (19.3 s with one tuple, 14.9 s with tuples of 32). Branches reach the
-    /// slots as fields of the tuples themselves, so each captures a reference per slot it
-    /// uses: one reference to a tuple would save 8 bytes per extra slot, but gives every
-    /// branch the tuple's type, which doubled that compile time.
-    fn slot_declarations(&self) -> TokenStream {
-        let krate = self.krate;
-        let mut slots = Vec::new();
-        for v in (0..self.graph.len()).filter(|&v| self.in_slot[v]) {
-            let waiters = self.consumers[v]
-                .iter()
-                .filter(|(c, _)| matches!(c, Consumer::Node(_)))
-                .count();
-            let takers = self.consumers[v]
-                .iter()
-                .filter(|(_, m)| *m == Mode::Own)
-                .count();
-            slots.push(quote!(#krate::__private::Slot::<_, #waiters>::new(#takers)));
-        }
+    /// A slot's type is inferred from the branch that sets it, and rustc re-examines the
+    /// pending obligations of every slot whose type is still unknown at each step of its type
+    /// check, so that declaring all slots first makes type-checking quadratic (the 1000-node
+    /// layered graph: about 3 s of 10 s). Declared just before the branch that sets them, at
+    /// most one tuple's slots are unknown at a time.
+    fn declare_slots(&mut self, last: usize) -> TokenStream {
+        let upto = (last / SLOTS_PER_TUPLE + 1).min(self.slot_tuples.len());
         let mut out = TokenStream::new();
-        for (i, chunk) in slots.chunks(SLOTS_PER_TUPLE).enumerate() {
-            let name = slots_ident(i);
-            out.extend(quote! {
-                let #name = (#(#chunk,)*);
-            });
+        while self.declared < upto {
+            out.extend(self.slot_tuples[self.declared].clone());
+            self.declared += 1;
         }
         out
+    }
+
+    /// The highest-numbered slot that the nodes of `part` set or read, if any.
+    fn last_slot(&self, part: &Plan) -> Option<usize> {
+        let mut last = None;
+        for v in nodes_of(part) {
+            let read = self.graph.nodes[v].uses.iter().map(|u| u.node.0);
+            for s in read.chain([v]).filter(|&s| self.in_slot[s]) {
+                last = last.max(Some(self.slot_index[s]));
+            }
+        }
+        last
     }
 
     /// How a consumer takes a value out of a slot.
@@ -341,7 +344,7 @@ impl<'a> Expander<'a> {
                             .any(|(c, _)| !inside_consumer(&inside, *c))
                 })
                 .collect();
-            out.extend(self.stage(stage, &bound));
+            out.extend(self.stage(stage, &bound, top));
             for &p in &bound {
                 for (stage, tokens) in self.distribute(p, i + 1, stages, &place, exports, top) {
                     handovers.entry(stage).or_default().extend(tokens);
@@ -559,14 +562,21 @@ impl<'a> Expander<'a> {
         }
     }
 
-    /// One part of a `Seq`: binds the values in `bound`.
-    fn stage(&mut self, stage: &Plan, bound: &[usize]) -> TokenStream {
+    /// One part of a `Seq`: binds the values in `bound`. `top`: the part is a statement of
+    /// the graph's own future, where the slots are declared.
+    fn stage(&mut self, stage: &Plan, bound: &[usize], top: bool) -> TokenStream {
         match stage {
             Plan::Node(v) => {
                 let v = *v;
                 let value = self.awaited(v);
                 if self.in_slot[v] {
-                    set_slot(&self.slot(v), &value)
+                    let declarations = if top {
+                        self.declare_slots(self.slot_index[v])
+                    } else {
+                        TokenStream::new()
+                    };
+                    let set = set_slot(&self.slot(v), &value);
+                    quote!(#declarations #set)
                 } else if bound.contains(&v) {
                     let name = self.name(v);
                     quote!(let #name = #value;)
@@ -577,6 +587,13 @@ impl<'a> Expander<'a> {
             Plan::Par(parts) => {
                 let mut branches = Vec::with_capacity(parts.len());
                 let mut patterns = Vec::with_capacity(parts.len());
+                // Branches that use slots are made before the join, each just after the slots
+                // it uses are declared (see `declare_slots`): `let __dag_branches_N = (..);`,
+                // one local for the branches made after the same declarations (a local per
+                // branch would slow rustc's coroutine passes down as one per slot did).
+                let mut made = TokenStream::new();
+                // The open group: its position in `branches` and its members.
+                let mut group: Option<(usize, Vec<TokenStream>, Vec<TokenStream>)> = None;
                 for part in parts {
                     let inside = nodes_of(part);
                     let exports: Vec<usize> = bound
@@ -584,13 +601,51 @@ impl<'a> Expander<'a> {
                         .copied()
                         .filter(|v| inside.contains(v))
                         .collect();
-                    branches.push(self.branch(part, &exports));
-                    patterns.push(self.pattern(&exports));
+                    let pattern = self.pattern(&exports);
+                    let Some(last) = self.last_slot(part).filter(|_| top) else {
+                        branches.push(self.branch(part, &exports));
+                        patterns.push(pattern);
+                        continue;
+                    };
+                    let declarations = self.declare_slots(last);
+                    let branch = self.branch(part, &exports);
+                    if !declarations.is_empty() {
+                        made.extend(self.close_group(group.take(), &mut branches, &mut patterns));
+                        made.extend(declarations);
+                    }
+                    let (_, members, member_patterns) = group.get_or_insert_with(|| {
+                        branches.push(TokenStream::new());
+                        patterns.push(TokenStream::new());
+                        (branches.len() - 1, Vec::new(), Vec::new())
+                    });
+                    members.push(branch);
+                    member_patterns.push(pattern);
                 }
-                self.join(&branches, &patterns)
+                made.extend(self.close_group(group, &mut branches, &mut patterns));
+                let join = self.join(parts.len(), &branches, &patterns);
+                quote!(#made #join)
             }
             Plan::Seq(_) => unreachable!("a Seq has no Seq parts"),
         }
+    }
+
+    /// Binds a group of branches made before their join to a local, which takes the group's
+    /// place (at `at`) in the join's branches; the pattern there takes the group's outputs.
+    fn close_group(
+        &mut self,
+        group: Option<(usize, Vec<TokenStream>, Vec<TokenStream>)>,
+        branches: &mut [TokenStream],
+        patterns: &mut [TokenStream],
+    ) -> TokenStream {
+        let Some((at, members, member_patterns)) = group else {
+            return TokenStream::new();
+        };
+        self.groups += 1;
+        let var = format_ident!("__dag_branches_{}", self.groups, span = Span::mixed_site());
+        let tuple = nest(&members);
+        branches[at] = quote!(#var);
+        patterns[at] = nest(&member_patterns);
+        quote!(let #var = #tuple;)
     }
 
     /// A branch of a join, as `branch(future)`; the future's output is `exports`.
@@ -637,9 +692,15 @@ impl<'a> Expander<'a> {
     }
 
     /// `let (patterns..) = join((branches..)).await;`, nesting tuples for wide joins.
-    fn join(&self, branches: &[TokenStream], patterns: &[TokenStream]) -> TokenStream {
+    /// `leaves`: the number of branches, counting those inside groups.
+    fn join(
+        &self,
+        leaves: usize,
+        branches: &[TokenStream],
+        patterns: &[TokenStream],
+    ) -> TokenStream {
         let krate = self.krate;
-        let wide = branches.len() > FLAT_JOIN_LIMIT;
+        let wide = leaves > FLAT_JOIN_LIMIT;
         let fallible = self.graph.fallible();
         let function = match (fallible, wide) {
             (false, false) => quote!(join),
@@ -766,8 +827,43 @@ impl<'a> Expander<'a> {
     }
 }
 
-/// How many slots one local of the graph's future holds; see `slot_declarations`.
+/// How many slots one local of the graph's future holds; see `slot_tuples`.
 const SLOTS_PER_TUPLE: usize = 32;
+
+/// The declarations of the graph's slots, in tuples of up to [`SLOTS_PER_TUPLE`], each a
+/// local of the graph's future: `let __dag_slots_N = (Slot::<_, WAITERS>::new(TAKERS), ..);`.
+///
+/// Not one local per slot: rustc's coroutine passes grow faster than linearly with the number
+/// of locals held across an await (the 1000-node layered graph, 849 slots, compiled in 31 s
+/// with one local per slot, 20 s with one tuple). Not one tuple for all: until the slots'
+/// types are inferred, each use of a field makes rustc resolve the whole tuple's type (19.3 s
+/// with one tuple, 14.9 s with tuples of 32). Branches reach the slots as fields of the tuples
+/// themselves, so each captures a reference per slot it uses: one reference to a tuple would
+/// save 8 bytes per extra slot, but gives every branch the tuple's type, which doubled that
+/// compile time.
+fn slot_tuples(
+    krate: &TokenStream,
+    in_slot: &[bool],
+    consumers: &[Vec<(Consumer, Mode)>],
+) -> Vec<TokenStream> {
+    let mut slots = Vec::new();
+    for v in (0..in_slot.len()).filter(|&v| in_slot[v]) {
+        let waiters = consumers[v]
+            .iter()
+            .filter(|(c, _)| matches!(c, Consumer::Node(_)))
+            .count();
+        let takers = consumers[v].iter().filter(|(_, m)| *m == Mode::Own).count();
+        slots.push(quote!(#krate::__private::Slot::<_, #waiters>::new(#takers)));
+    }
+    slots
+        .chunks(SLOTS_PER_TUPLE)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let name = slots_ident(i);
+            quote!(let #name = (#(#chunk,)*);)
+        })
+        .collect()
+}
 
 /// The local that holds the `chunk`th tuple of slots.
 fn slots_ident(chunk: usize) -> Ident {
