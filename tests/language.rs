@@ -308,3 +308,23 @@ fn a_node_may_borrow_a_temporary_of_its_own_expression() {
     });
     assert_eq!(out, (5, 1, 3));
 }
+
+fn id(x: u32) -> u32 {
+    x
+}
+
+#[test]
+fn a_node_given_its_own_copy_may_borrow_a_temporary_of_its_expression() {
+    // `a` goes by value to `b`, `c` and `d`, which run side by side: each is given its own
+    // copy, and `b`'s future borrows a temporary of its expression (also in edition 2024,
+    // where a block's tail expression would drop it; see tests/edition2024.rs).
+    let out = block_on(dag! {
+        a = val(7_u32);
+        b = len(&format!("user{}", id(a)));
+        c = val(id(a) + 1);
+        d = val(id(a) + 2);
+        e = len(&format!("{a}:{}", id(a)));
+        (b, c, d, e)
+    });
+    assert_eq!(out, (5, 8, 9, 3));
+}

@@ -674,10 +674,14 @@ impl<'a> Expander<'a> {
                         future
                     } else if waits {
                         quote_spanned!(span=> async { #prelude (#future).await })
+                    } else if let Some(expr) = self.in_place(v) {
+                        // Only values handed over: the expression reads them in their wrappers,
+                        // and makes the future in place, as `join!(f(a.clone()), ..)` would:
+                        // no wrapping async block, and its temporaries live as long as the
+                        // join, as those of a node's `(EXPR).await` do.
+                        self.placed(v, &expr)
                     } else {
-                        // Only values handed over: take them and make the future in place, as
-                        // `join!(f(a.clone()), ..)` would, without a wrapping async block.
-                        quote_spanned!(span=> { #prelude #future })
+                        quote_spanned!(span=> async { #prelude (#future).await })
                     }
                 };
                 quote_spanned!(span=> #krate::__private::branch(#future))
@@ -768,6 +772,24 @@ impl<'a> Expander<'a> {
         let mut tokens = TokenStream::new();
         quote::ToTokens::to_tokens(&expr, &mut tokens);
         (prelude, tokens)
+    }
+
+    /// The expression of node `v`, all of whose inputs are handed to it, reading each from
+    /// the field of its wrapper; `None` if it names one inside a format string, which only
+    /// a binding of the name itself can serve.
+    fn in_place(&self, v: usize) -> Option<TokenStream> {
+        let node = &self.graph.nodes[v];
+        let mut replace = BTreeMap::new();
+        for u in &node.uses {
+            if let Some(var) = self.handed.get(&(u.node.0, Consumer::Node(v))) {
+                if u.in_format_string {
+                    return None;
+                }
+                replace.insert(u.node, quote!(#var.0));
+            }
+        }
+        let expr = graph::rewrite(&self.graph.names, &node.expr, &replace);
+        Some(quote::ToTokens::into_token_stream(expr))
     }
 
     fn inputs(
