@@ -785,7 +785,15 @@ impl<'a> Expander<'a> {
                 if u.in_format_string {
                     return None;
                 }
-                replace.insert(u.node, quote!(#var.0));
+                // Errors about the value point at the user's name.
+                let site = u.site.span();
+                let mut var = var.clone();
+                var.set_span(var.span().located_at(site));
+                let field = syn::Index {
+                    index: 0,
+                    span: site,
+                };
+                replace.insert(u.node, quote!(#var.#field));
             }
         }
         let expr = graph::rewrite(&self.graph.names, &node.expr, &replace);
