@@ -328,3 +328,16 @@ fn a_node_given_its_own_copy_may_borrow_a_temporary_of_its_expression() {
     });
     assert_eq!(out, (5, 8, 9, 3));
 }
+
+#[test]
+fn node_names_that_contain_each_other_do_not_mix_up_values() {
+    // Each node gets its own copy of `x` and of `x_for_y`; the copies' names must not meet.
+    let out = block_on(dag! {
+        x = val(1_u32);
+        x_for_y = val(100_u32);
+        z = val((x_for_y, x).0);
+        y_for_z = val((x, x_for_y).0);
+        (z, y_for_z)
+    });
+    assert_eq!(out, (100, 1));
+}

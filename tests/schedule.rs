@@ -185,3 +185,34 @@ async fn nested_and_later_non_series_parallel_parts_are_optimal() {
     assert_eq!(log.elapsed_ms(), 480);
     assert_eq!(log.runs.load(Ordering::SeqCst), 11);
 }
+
+/// Branches are polled in the order their nodes are written, whether or not they use slots:
+/// the tasks ready at the start start in that order (and of several that fail in the same
+/// poll, a fallible graph reports the first).
+#[tokio::test(start_paused = true)]
+async fn branches_start_in_the_order_they_are_written() {
+    let log = Log::new();
+    let out = dag! {
+        a1 = log.task("a1", 10, 1);
+        b1 = log.task("b1", 20, 2);
+        c1 = log.task("c1", 10, a1 + b1);
+        d1 = log.task("d1", 10, b1 * 2);
+        m = log.task("m", 10, 9);
+        a2 = log.task("a2", 10, 1);
+        b2 = log.task("b2", 20, 2);
+        c2 = log.task("c2", 10, a2 + b2);
+        d2 = log.task("d2", 10, b2 * 2);
+        (c1, d1, m, c2, d2)
+    }
+    .await;
+    assert_eq!(out, (3, 4, 9, 3, 4));
+    let first: Vec<&str> = log
+        .starts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, at)| *at == 0)
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(first, ["a1", "b1", "m", "a2", "b2"]);
+}

@@ -33,7 +33,8 @@
 
 use std::collections::BTreeMap;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
+use quote::ToTokens;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::Ident;
@@ -198,6 +199,15 @@ impl<'a> Expander<'a> {
                 #output
             })
         }
+    }
+
+    /// `span` with the hygiene of the `dag!` shim in this crate, of edition 2021: a block made
+    /// with it keeps the temporaries of its tail expression until the end of the enclosing
+    /// statement, as in edition 2021, whatever the caller's edition. In edition 2024 they
+    /// would be dropped at the end of the block.
+    fn edition_2021(&self, span: Span) -> Span {
+        let shim = self.krate.clone().into_iter().next();
+        shim.map_or(span, |token| token.span().located_at(span))
     }
 
     /// The error type of a fallible graph.
@@ -477,11 +487,14 @@ impl<'a> Expander<'a> {
         let name = unraw(self.name(p));
         match target {
             Target::Consumer(c) => {
+                // Numbered: names alone can meet (`x` for `y_for_z`, `x_for_y` for `z`).
+                self.wrappers += 1;
                 let var = match c {
                     Consumer::Node(v) => format_ident!(
-                        "__dag_{}_for_{}",
+                        "__dag_{}_for_{}_{}",
                         name,
                         unraw(self.name(v)),
+                        self.wrappers,
                         span = Span::mixed_site()
                     ),
                     Consumer::Tail => {
@@ -603,6 +616,8 @@ impl<'a> Expander<'a> {
                         .collect();
                     let pattern = self.pattern(&exports);
                     let Some(last) = self.last_slot(part).filter(|_| top) else {
+                        // A group is a run of branches: the join polls them in their order.
+                        made.extend(self.close_group(group.take(), &mut branches, &mut patterns));
                         branches.push(self.branch(part, &exports));
                         patterns.push(pattern);
                         continue;
@@ -674,14 +689,12 @@ impl<'a> Expander<'a> {
                         future
                     } else if waits {
                         quote_spanned!(span=> async { #prelude (#future).await })
-                    } else if let Some(expr) = self.in_place(v) {
-                        // Only values handed over: the expression reads them in their wrappers,
-                        // and makes the future in place, as `join!(f(a.clone()), ..)` would:
-                        // no wrapping async block, and its temporaries live as long as the
-                        // join, as those of a node's `(EXPR).await` do.
-                        self.placed(v, &expr)
                     } else {
-                        quote_spanned!(span=> async { #prelude (#future).await })
+                        // Only values handed over: take them and make the future in place, as
+                        // `join!(f(a.clone()), ..)` would, without a wrapping async block.
+                        let mut block = Group::new(Delimiter::Brace, quote!(#prelude #future));
+                        block.set_span(self.edition_2021(span));
+                        block.into_token_stream()
                     }
                 };
                 quote_spanned!(span=> #krate::__private::branch(#future))
@@ -772,32 +785,6 @@ impl<'a> Expander<'a> {
         let mut tokens = TokenStream::new();
         quote::ToTokens::to_tokens(&expr, &mut tokens);
         (prelude, tokens)
-    }
-
-    /// The expression of node `v`, all of whose inputs are handed to it, reading each from
-    /// the field of its wrapper; `None` if it names one inside a format string, which only
-    /// a binding of the name itself can serve.
-    fn in_place(&self, v: usize) -> Option<TokenStream> {
-        let node = &self.graph.nodes[v];
-        let mut replace = BTreeMap::new();
-        for u in &node.uses {
-            if let Some(var) = self.handed.get(&(u.node.0, Consumer::Node(v))) {
-                if u.in_format_string {
-                    return None;
-                }
-                // Errors about the value point at the user's name.
-                let site = u.site.span();
-                let mut var = var.clone();
-                var.set_span(var.span().located_at(site));
-                let field = syn::Index {
-                    index: 0,
-                    span: site,
-                };
-                replace.insert(u.node, quote!(#var.#field));
-            }
-        }
-        let expr = graph::rewrite(&self.graph.names, &node.expr, &replace);
-        Some(quote::ToTokens::into_token_stream(expr))
     }
 
     fn inputs(
