@@ -50,6 +50,16 @@ impl Log {
     fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.t0.elapsed().as_millis()).unwrap()
     }
+
+    /// Checks that each named task started once, at its time, that no other task ran and
+    /// that the graph took `makespan` milliseconds.
+    fn assert_schedule(&self, starts: &[(&str, u64)], makespan: u64) {
+        for &(name, at) in starts {
+            assert_eq!(self.start_of(name), at, "start of {name}");
+        }
+        assert_eq!(self.elapsed_ms(), makespan);
+        assert_eq!(self.runs.load(Ordering::SeqCst), starts.len());
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -119,15 +129,16 @@ async fn non_series_parallel_graph_starts_every_node_at_its_earliest_time() {
     }
     .await;
     assert_eq!(g, (1 + 3, 3 * 2));
-    assert_eq!(log.start_of("a"), 0);
-    assert_eq!(log.start_of("b"), 0);
-    assert_eq!(log.start_of("c"), 30);
-    assert_eq!(log.start_of("d"), 70);
-    assert_eq!(log.start_of("e"), 70);
-    assert_eq!(log.start_of("f"), 130);
-    assert_eq!(log.start_of("g"), 80);
-    assert_eq!(log.elapsed_ms(), 150);
-    assert_eq!(log.runs.load(Ordering::SeqCst), 7);
+    let starts = [
+        ("a", 0),
+        ("b", 0),
+        ("c", 30),
+        ("d", 70),
+        ("e", 70),
+        ("f", 130),
+        ("g", 80),
+    ];
+    log.assert_schedule(&starts, 150);
 }
 
 #[tokio::test(start_paused = true)]
@@ -166,7 +177,7 @@ async fn nested_and_later_non_series_parallel_parts_are_optimal() {
     }
     .await;
     assert_eq!(out, (60, 60));
-    let expected = [
+    let starts = [
         ("x", 0),
         ("y", 0),
         ("a", 10),
@@ -179,11 +190,7 @@ async fn nested_and_later_non_series_parallel_parts_are_optimal() {
         ("j", 400),
         ("i", 470),
     ];
-    for (name, at) in expected {
-        assert_eq!(log.start_of(name), at, "start of {name}");
-    }
-    assert_eq!(log.elapsed_ms(), 480);
-    assert_eq!(log.runs.load(Ordering::SeqCst), 11);
+    log.assert_schedule(&starts, 480);
 }
 
 /// Branches are polled in the order their nodes are written, whether or not they use slots:
