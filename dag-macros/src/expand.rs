@@ -34,7 +34,6 @@
 use std::collections::BTreeMap;
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
-use quote::ToTokens;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::Ident;
@@ -694,7 +693,7 @@ impl<'a> Expander<'a> {
                         // `join!(f(a.clone()), ..)` would, without a wrapping async block.
                         let mut block = Group::new(Delimiter::Brace, quote!(#prelude #future));
                         block.set_span(self.edition_2021(span));
-                        block.into_token_stream()
+                        quote!(#block)
                     }
                 };
                 quote_spanned!(span=> #krate::__private::branch(#future))
