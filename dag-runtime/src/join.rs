@@ -765,11 +765,13 @@ pub struct Leaves<'a> {
 
 impl<'a> Leaves<'a> {
     /// The number of leaves.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether there are no leaves.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -779,6 +781,7 @@ impl<'a> Leaves<'a> {
     /// # Panics
     ///
     /// If `mid > self.len()`.
+    #[inline]
     pub fn split_at(self, mid: usize) -> (Leaves<'a>, Leaves<'a>) {
         assert!(
             mid <= self.len,
@@ -800,6 +803,7 @@ impl<'a> Leaves<'a> {
     /// # Panics
     ///
     /// If `index >= self.len()`.
+    #[inline]
     pub fn poll(self, index: usize, poll: impl FnOnce(&mut Context<'_>) -> bool) -> bool {
         assert!(
             index < self.len,
@@ -862,6 +866,7 @@ struct Entry {
 }
 
 impl Entry {
+    #[inline]
     fn is_done(&self) -> bool {
         self.done.load(Ordering::Relaxed)
     }
@@ -936,6 +941,7 @@ impl Shared {
         (words, words.div_ceil(64))
     }
 
+    #[inline]
     fn header(&self) -> &Header {
         // SAFETY: the allocation lives while `self` holds a reference; the header is only ever
         // accessed through shared references.
@@ -944,6 +950,7 @@ impl Shared {
 
     /// A pointer to the entry of leaf `index`, valid for the whole allocation (to go back to
     /// the header from a waker).
+    #[inline]
     fn entry_ptr(&self, index: usize) -> NonNull<Entry> {
         assert!(index < self.header().len, "leaf index out of range");
         // SAFETY: entry `index` is inside the allocation (`index < len`).
@@ -956,6 +963,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     fn entry(&self, index: usize) -> &Entry {
         // SAFETY: `entry_ptr` is in bounds and initialised; entries are only accessed shared.
         unsafe { self.entry_ptr(index).as_ref() }
@@ -979,6 +987,7 @@ impl Shared {
     }
 
     /// All the leaves.
+    #[inline]
     fn leaves(&self) -> Leaves<'_> {
         Leaves {
             shared: self,
