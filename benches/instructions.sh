@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Work per node of the layered graphs of the benchmarks (`generated/dag{100,300,1000}.rs`), counted
+# by cachegrind rather than timed: instructions, and misses of the first-level instruction and
+# data caches, per node run, with zero-work tasks and with tasks that yield once.
+#
+# Wall time per node grows with the graph once its state and code outgrow the first-level caches
+# (see README.md, "Performance"); the instructions show whether the work itself grows. Each graph
+# runs often enough for about 300,000 node runs, polled with a no-op waker in a loop.
+#
+#     benches/instructions.sh
+#
+# Needs python3, cargo and valgrind. Builds a release binary in a temporary directory (removed
+# on exit; KEEP_TMP=1 keeps it): the 1000-node graph takes a minute or two to optimize.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+command -v valgrind >/dev/null || {
+    echo "benches/instructions.sh needs valgrind" >&2
+    exit 1
+}
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/dagjoin-instructions.XXXXXX")"
+if [ -z "${KEEP_TMP:-}" ]; then
+    trap 'rm -rf "$work"' EXIT
+else
+    echo "working in $work" >&2
+fi
+export CARGO_TARGET_DIR="$work/target"
+
+mkdir -p "$work/src"
+cat >"$work/Cargo.toml" <<EOF
+[package]
+name = "layered"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+dagjoin = { path = "$root" }
+
+[workspace]
+EOF
+if [ -f "$root/Cargo.lock" ]; then
+    cp "$root/Cargo.lock" "$work/Cargo.lock"
+fi
+cat >"$work/src/main.rs" <<EOF
+//! \`layered N RUNS zero|yield\`: runs the N-node graph RUNS times.
+use core::future::Future;
+use core::pin::{pin, Pin};
+use core::task::{Context, Poll, Waker};
+
+#[path = "$here/generated/dag100.rs"]
+mod dag100;
+#[path = "$here/generated/dag300.rs"]
+mod dag300;
+#[path = "$here/generated/dag1000.rs"]
+mod dag1000;
+
+/// The tasks of \`benches/dag.rs\`: a value made of the inputs, after one yield or none.
+struct Task {
+    value: u64,
+    yield_first: bool,
+}
+
+impl Future for Task {
+    type Output = u64;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        if self.yield_first {
+            self.yield_first = false;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        } else {
+            Poll::Ready(self.value)
+        }
+    }
+}
+
+fn tasks(yield_first: bool) -> impl Fn(usize, &[u64]) -> Task + Copy {
+    move |i, inputs| Task {
+        value: inputs
+            .iter()
+            .fold(0u64, |acc, x| acc.wrapping_mul(31).wrapping_add(*x))
+            .wrapping_add(i as u64),
+        yield_first,
+    }
+}
+
+fn run<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let deps = match args[1].as_str() {
+        "100" => dag100::DEPS,
+        "300" => dag300::DEPS,
+        "1000" => dag1000::DEPS,
+        other => panic!("no graph of {other} nodes"),
+    };
+    if args[2] == "edges" {
+        println!("{}", deps.iter().map(|d| d.len()).sum::<usize>());
+        return;
+    }
+    let runs: usize = args[2].parse().expect("RUNS");
+    let t = tasks(args[3] == "yield");
+    let mut last = 0u64;
+    for _ in 0..runs {
+        let values = match deps.len() {
+            100 => run(dag100::run(t)),
+            300 => run(dag300::run(t)),
+            _ => run(dag1000::run(t)),
+        };
+        last = last.wrapping_add(values[values.len() - 1]);
+    }
+    println!("{last}");
+}
+EOF
+
+echo "building the graphs (release)" >&2
+(cd "$work" && cargo build --quiet --release 2>/dev/null)
+
+# Prints instructions, I1 misses and D1 misses per node run of graph $1 with tasks $2.
+per_node() {
+    local n="$1" tasks="$2" runs=$((300000 / $1))
+    valgrind --tool=cachegrind --cache-sim=yes --cachegrind-out-file=/dev/null \
+        "$bin" "$n" "$runs" "$tasks" 2>&1 >/dev/null |
+        python3 -c '
+import re, sys
+nodes = int(sys.argv[1]) * int(sys.argv[2])
+text = sys.stdin.read()
+counts = [
+    int(re.search(label + r":\s+([\d,]+)", text).group(1).replace(",", "")) / nodes
+    for label in (r"I\s+refs", r"I1\s+misses", r"D1\s+misses")
+]
+print("{:12.0f} {:10.1f} {:10.1f}".format(*counts))
+' "$n" "$runs"
+}
+
+bin="$CARGO_TARGET_DIR/release/layered"
+echo "per node run (cachegrind)          instructions  I1 misses  D1 misses"
+for n in 100 300 1000; do
+    edges="$("$bin" "$n" edges)"
+    for tasks in zero yield; do
+        printf 'layered%-5s %5s edges  %-6s %s\n' "$n" "$edges" "$tasks" "$(per_node "$n" "$tasks")"
+    done
+done
