@@ -24,8 +24,7 @@
 )]
 
 use core::future::Future;
-use core::pin::{pin, Pin};
-use core::task::{Context, Poll, Waker};
+use core::pin::Pin;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -53,17 +52,9 @@ mod dag300;
 #[path = "generated/dag1000.rs"]
 mod dag1000;
 
-/// Polls `future` to completion with a no-op waker. Only for futures that are ready again
-/// whenever they are polled after returning `Pending`, as all futures here are.
-fn run<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-}
+#[path = "support/tasks.rs"]
+mod tasks;
+use tasks::{run, tasks, Work};
 
 #[path = "support/yield_once.rs"]
 mod yield_once;
@@ -137,50 +128,6 @@ fn seed_by_hand<const Y: bool>() -> impl Future<Output = u64> {
             },
         );
         end_task::<Y>(b, c).await
-    }
-}
-
-/// The tasks of a generated graph: `tasks(work)(i, inputs)` is the task of node `i`. It
-/// combines the inputs and the index at once; the future holds only the result.
-///
-/// What the task does (`work`) is a run-time flag, not a type, so that each graph is compiled
-/// once for both kinds of task: the `layered1000` graph alone takes a minute or two to optimize.
-fn tasks(work: Work) -> impl Fn(usize, &[u64]) -> Task + Copy {
-    move |i, inputs| Task {
-        value: inputs
-            .iter()
-            .fold(0u64, |acc, x| acc.wrapping_mul(31).wrapping_add(*x))
-            .wrapping_add(i as u64),
-        yield_first: work == Work::Yield,
-    }
-}
-
-/// What a task of a generated graph does before it returns its value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Work {
-    /// Nothing.
-    Zero,
-    /// Return `Pending` once, after waking itself.
-    Yield,
-}
-
-/// A task of a generated graph.
-struct Task {
-    value: u64,
-    yield_first: bool,
-}
-
-impl Future for Task {
-    type Output = u64;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        if self.yield_first {
-            self.yield_first = false;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        } else {
-            Poll::Ready(self.value)
-        }
     }
 }
 

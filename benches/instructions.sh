@@ -46,9 +46,9 @@ if [ -f "$root/Cargo.lock" ]; then
 fi
 cat >"$work/src/main.rs" <<EOF
 //! \`layered N RUNS zero|yield\`: runs the N-node graph RUNS times.
-use core::future::Future;
-use core::pin::{pin, Pin};
-use core::task::{Context, Poll, Waker};
+#[path = "$here/support/tasks.rs"]
+mod tasks;
+use tasks::{run, tasks, Work};
 
 #[path = "$here/generated/dag100.rs"]
 mod dag100;
@@ -56,46 +56,6 @@ mod dag100;
 mod dag300;
 #[path = "$here/generated/dag1000.rs"]
 mod dag1000;
-
-/// The tasks of \`benches/dag.rs\`: a value made of the inputs, after one yield or none.
-struct Task {
-    value: u64,
-    yield_first: bool,
-}
-
-impl Future for Task {
-    type Output = u64;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        if self.yield_first {
-            self.yield_first = false;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        } else {
-            Poll::Ready(self.value)
-        }
-    }
-}
-
-fn tasks(yield_first: bool) -> impl Fn(usize, &[u64]) -> Task + Copy {
-    move |i, inputs| Task {
-        value: inputs
-            .iter()
-            .fold(0u64, |acc, x| acc.wrapping_mul(31).wrapping_add(*x))
-            .wrapping_add(i as u64),
-        yield_first,
-    }
-}
-
-fn run<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -110,7 +70,7 @@ fn main() {
         return;
     }
     let runs: usize = args[2].parse().expect("RUNS");
-    let t = tasks(args[3] == "yield");
+    let t = tasks(if args[3] == "yield" { Work::Yield } else { Work::Zero });
     let mut last = 0u64;
     for _ in 0..runs {
         let values = match deps.len() {
@@ -125,7 +85,7 @@ fn main() {
 EOF
 
 echo "building the graphs (release)" >&2
-(cd "$work" && cargo build --quiet --release 2>/dev/null)
+(cd "$work" && cargo build --quiet --release)
 
 # Prints instructions, I1 misses and D1 misses per node run of graph $1 with tasks $2.
 per_node() {

@@ -3,8 +3,6 @@
 //! (`benches/generated/sp100.rs`).
 
 use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
 
 use dagjoin::dag;
 use futures::executor::block_on;
@@ -12,6 +10,14 @@ use futures::executor::block_on;
 #[rustfmt::skip]
 #[path = "../benches/generated/sp100.rs"]
 mod sp100;
+
+#[allow(
+    dead_code,
+    reason = "the benchmarks' poll loop and tasks; these tests use only the tasks"
+)]
+#[path = "../benches/support/tasks.rs"]
+mod tasks;
+use tasks::{tasks, Work};
 
 #[path = "../benches/support/yield_once.rs"]
 mod yield_once;
@@ -91,36 +97,6 @@ fn seed_graph_is_no_larger_than_by_hand() {
     assert_eq!(block_on(with_dag), block_on(by_hand));
 }
 
-/// A task of the generated graph: ready at its second poll, with a value made of its inputs.
-struct Task {
-    value: u64,
-    polled: bool,
-}
-
-impl Future for Task {
-    type Output = u64;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        if self.polled {
-            Poll::Ready(self.value)
-        } else {
-            self.polled = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
-fn task(i: usize, inputs: &[u64]) -> Task {
-    Task {
-        value: inputs
-            .iter()
-            .fold(0u64, |acc, x| acc.wrapping_mul(31).wrapping_add(*x))
-            .wrapping_add(i as u64),
-        polled: false,
-    }
-}
-
 /// The temporaries of a node's expression live until the node's future is done, as in
 /// `let x = f(&[a, b]).await;`, so a node may return a future that borrows one
 /// (`len(&format!(..))`). `futures::join!` drops them once it has made the futures (and rejects
@@ -130,6 +106,7 @@ fn task(i: usize, inputs: &[u64]) -> Task {
 /// future is larger than the `dag!`'s.
 #[test]
 fn series_parallel_graph_of_100_nodes_is_within_its_temporaries_of_by_hand() {
+    let task = tasks(Work::Yield);
     let (with_dag, by_hand) = (sp100::with_dag(task), sp100::by_hand(task));
     let borrowing = sp100::by_hand_borrowing(task);
     assert!(
