@@ -317,7 +317,7 @@ fn id(x: u32) -> u32 {
 fn a_node_given_its_own_copy_may_borrow_a_temporary_of_its_expression() {
     // `a` goes by value to `b`, `c` and `d`, which run side by side: each is given its own
     // copy, and `b`'s future borrows a temporary of its expression (also in edition 2024,
-    // where a block's tail expression would drop it; see tests/edition2024.rs).
+    // where a block's tail expression would drop it; see tests/edition2024/).
     let out = block_on(dag! {
         a = val(7_u32);
         b = len(&format!("user{}", id(a)));

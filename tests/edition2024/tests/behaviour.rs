@@ -5,17 +5,17 @@
 // module does not add to the extern prelude as one at the root does).
 extern crate dagjoin as dj;
 
-#[path = "fallible.rs"]
+#[path = "../../fallible.rs"]
 mod fallible;
 #[allow(
     unused_extern_crates,
     reason = "its own `extern crate` is the one at the root"
 )]
-#[path = "hygiene.rs"]
+#[path = "../../hygiene.rs"]
 mod hygiene;
-#[path = "language.rs"]
+#[path = "../../language.rs"]
 mod language;
-#[path = "placement.rs"]
+#[path = "../../placement.rs"]
 mod placement;
-#[path = "schedule.rs"]
+#[path = "../../schedule.rs"]
 mod schedule;
