@@ -329,6 +329,48 @@ fn a_node_given_its_own_copy_may_borrow_a_temporary_of_its_expression() {
     assert_eq!(out, (5, 8, 9, 3));
 }
 
+/// Holds `f` until it is polled.
+async fn call<F: Fn() -> u32>(f: F) -> u32 {
+    f()
+}
+
+#[test]
+fn copies_of_a_node_may_be_captured_by_reference() {
+    // `a` goes by value to several nodes that run side by side, each given its own copy; a
+    // closure or an `async` block (not `move`) captures a `Copy` value by reference, so each
+    // copy must live as long as its node's future.
+    let out = block_on(dag! {
+        a = val(1_u32);
+        b = call(|| a + 1);
+        c = call(|| a + 2);
+        d = async { val(a + 3).await };
+        e = async {
+            let doubled = 'block: {
+                if a > 5 {
+                    break 'block 0;
+                }
+                a * 2
+            };
+            match a {
+                1 => doubled + 4,
+                _ => 0,
+            }
+        };
+        (b, c, d, e)
+    });
+    assert_eq!(out, (2, 3, 4, 6));
+    // The same where the values pass through slots (`a` -> `c`, `b` -> `c`, `b` -> `d`).
+    let out = block_on(dag! {
+        a = val(1_u32);
+        b = val(10_u32);
+        c = call(|| a + b);
+        d = async { val(b + 1).await };
+        e = call(|| a + 100);
+        (c, d, e)
+    });
+    assert_eq!(out, (11, 11, 101));
+}
+
 #[test]
 fn node_names_that_contain_each_other_do_not_mix_up_values() {
     // Each node gets its own copy of `x` and of `x_for_y`; the copies' names must not meet.

@@ -33,7 +33,7 @@
 
 use std::collections::BTreeMap;
 
-use proc_macro2::{Delimiter, Group, Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::Ident;
@@ -686,7 +686,10 @@ impl<'a> Expander<'a> {
                         .any(|u| self.in_slot[u.node.0]);
                     if prelude.is_empty() {
                         future
-                    } else if waits {
+                    } else if waits || may_capture_by_reference(&expr) {
+                        // The values taken or handed over are locals of this block, which
+                        // lives as long as the future: a closure or an `async` block may
+                        // capture them by reference (a `Copy` value used by value, too).
                         quote_spanned!(span=> async { #prelude (#future).await })
                     } else {
                         // Only values handed over: take them and make the future in place, as
@@ -841,6 +844,17 @@ impl<'a> Expander<'a> {
         let span = tail.span();
         quote_spanned!(span=> #prelude #tail)
     }
+}
+
+/// Whether `expr` has a closure or an `async` block (a `|` or the `async` keyword anywhere,
+/// macro arguments included): those may capture the variables they name by reference.
+fn may_capture_by_reference(expr: &TokenStream) -> bool {
+    expr.clone().into_iter().any(|tree| match tree {
+        TokenTree::Group(group) => may_capture_by_reference(&group.stream()),
+        TokenTree::Ident(ident) => ident == "async",
+        TokenTree::Punct(punct) => punct.as_char() == '|',
+        TokenTree::Literal(_) => false,
+    })
 }
 
 /// How many slots one local of the graph's future holds; see `slot_tuples`.
