@@ -47,6 +47,12 @@
 /// identifier is an ordinary variable from the surrounding scope: that is how parameters
 /// enter a graph.
 ///
+/// In macro calls, `{name}` in a string literal names the node in any macro (logging macros
+/// and `macro_rules!` that pass a format string on); a `dag!` inside a node hides the names it
+/// defines; `stringify!`, `concat!`, `env!` and the like use nothing. Arguments that are not
+/// expressions are read token by token, where every identifier naming a node is a use, even
+/// one the macro binds (a `tokio::select!` branch `a = fut => ..`): give those another name.
+///
 /// The expression of a node is evaluated once all the nodes it uses have their values, at
 /// that moment and never later. No node waits for a node it does not use.
 ///
@@ -87,7 +93,9 @@
 /// - `&name`, a method call `name.method()`, a field `name.field` and an index `name[i]`
 ///   borrow the value: no clone. A consumer that only borrows shares the value with the
 ///   others; one that moves it waits for the borrowers if they run before it, and otherwise
-///   gets a clone.
+///   gets a clone. A method that takes `self` (`name.into_bytes()`) or a field moved out of
+///   the value moves out of the node itself, which works for its only consumer; where others
+///   use it too, write the call by value (`String::into_bytes(name)`) to get a clone.
 /// - Inside a `move` closure or an `async move` block a node is taken by value.
 /// - `name(..)` calls the function (or closure) of that name from the surrounding scope, even
 ///   when a node has the same name; call a node holding a closure as `(name)(..)`.

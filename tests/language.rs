@@ -371,6 +371,35 @@ fn copies_of_a_node_may_be_captured_by_reference() {
     assert_eq!(out, (11, 11, 101));
 }
 
+/// Passes its arguments on to `format!`, as logging macros do.
+macro_rules! log_line {
+    ($($arg:tt)*) => {
+        format!($($arg)*)
+    };
+}
+
+async fn unwrap(u: Unique) -> u32 {
+    u.0
+}
+
+#[test]
+fn macros_see_the_nodes_they_use_and_only_those() {
+    #[allow(unused_variables, reason = "hidden by the node of the same name")]
+    let user = "guest";
+    let out = block_on(dag! {
+        user = val("alice");
+        // A format string in any macro names the node, not the variable it hides.
+        line = async move { log_line!("hello {user}") };
+        // `a` is not `Clone`: `b` must be its only consumer. Neither `c` nor `d` names it.
+        a = val(Unique(1));
+        b = unwrap(a);
+        c = val(stringify!(a));
+        d = dag! { a = val(5_u32); a + 1 };
+        (line, b, c, d)
+    });
+    assert_eq!(out, ("hello alice".to_owned(), 1, "a", 6));
+}
+
 #[test]
 fn node_names_that_contain_each_other_do_not_mix_up_values() {
     // Each node gets its own copy of `x` and of `x_for_y`; the copies' names must not meet.

@@ -291,6 +291,19 @@ impl<'a> Refs<'a> {
     }
 
     fn visit_macro(&mut self, mac: &mut Macro) {
+        let name = mac.path.segments.last().map(|s| s.ident.to_string());
+        match name.as_deref() {
+            // Their arguments are not evaluated: no variable is used.
+            Some(name) if UNEVALUATED_MACROS.contains(&name) => return,
+            // A graph inside a node: its own node names hide the outer ones in all of it.
+            Some("dag") => {
+                let inner = dag_node_names(&mac.tokens);
+                let tokens = std::mem::take(&mut mac.tokens);
+                self.with_scope(inner, |refs| mac.tokens = refs.scan_tokens(tokens));
+                return;
+            }
+            _ => {}
+        }
         let format_like = is_format_macro(mac);
         // Most macros take comma-separated expressions (`vec!`, `format!`, `assert!`).
         if let Ok(mut args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) {
@@ -300,10 +313,12 @@ impl<'a> Refs<'a> {
                     Expr::Assign(assign) if format_like && plain_ident(&assign.left).is_some() => {
                         self.visit_expr_mut(&mut assign.right);
                     }
+                    // Format strings, also in macros not known to take one (a logging
+                    // macro, a user's `macro_rules!` passing it on to `format!`).
                     Expr::Lit(syn::ExprLit {
                         lit: syn::Lit::Str(s),
                         ..
-                    }) if format_like => {
+                    }) => {
                         let (value, span) = (s.value(), s.span());
                         self.format_string(&value, span);
                     }
@@ -356,7 +371,14 @@ impl<'a> Refs<'a> {
                         None => out.extend([tt.clone()]),
                     }
                 }
-                tt => out.extend([tt.clone()]),
+                TokenTree::Literal(literal) => {
+                    let tokens = TokenStream::from(TokenTree::Literal(literal.clone()));
+                    if let Ok(s) = syn::parse2::<syn::LitStr>(tokens) {
+                        self.format_string(&s.value(), s.span());
+                    }
+                    out.extend([tt.clone()]);
+                }
+                TokenTree::Punct(_) => out.extend([tt.clone()]),
             }
         }
         out
@@ -414,6 +436,52 @@ fn plain_ident(expr: &Expr) -> Option<&Ident> {
         Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => p.path.get_ident(),
         _ => None,
     }
+}
+
+/// Macros whose arguments are tokens or literals, never evaluated as expressions.
+const UNEVALUATED_MACROS: &[&str] = &[
+    "stringify",
+    "concat",
+    "include",
+    "include_str",
+    "include_bytes",
+    "env",
+    "option_env",
+    "line",
+    "column",
+    "file",
+    "module_path",
+    "cfg",
+    "compile_error",
+];
+
+/// The node names a `dag!` body defines: the `name` of each statement `name = ..;`
+/// (after its attributes, if any).
+fn dag_node_names(body: &TokenStream) -> Vec<String> {
+    let trees: Vec<TokenTree> = body.clone().into_iter().collect();
+    let mut names = Vec::new();
+    let mut start = true;
+    let mut i = 0;
+    while i < trees.len() {
+        match (&trees[i], trees.get(i + 1), trees.get(i + 2)) {
+            (TokenTree::Punct(p), _, _) if p.as_char() == ';' => start = true,
+            // An attribute keeps the statement's start.
+            (TokenTree::Punct(p), Some(TokenTree::Group(_)), _) if start && p.as_char() == '#' => {
+                i += 1;
+            }
+            (TokenTree::Ident(name), Some(TokenTree::Punct(eq)), next) if start => {
+                // `name = ..`, not `name == ..`.
+                let double = matches!(next, Some(TokenTree::Punct(p)) if p.as_char() == '=');
+                if eq.as_char() == '=' && !double {
+                    names.push(unraw(name));
+                }
+                start = false;
+            }
+            _ => start = false,
+        }
+        i += 1;
+    }
+    names
 }
 
 fn is_format_macro(mac: &Macro) -> bool {
@@ -746,6 +814,49 @@ mod tests {
             uses(parse_quote!(m!(a => b.c; d::x))),
             [("a".into(), Mode::Own), ("b".into(), Mode::Own)]
         );
+    }
+
+    #[test]
+    fn format_strings_count_in_any_macro() {
+        // A user's macro that passes its arguments on to `format!`.
+        assert_eq!(
+            uses(parse_quote!(log_line!("hello {a}", b))),
+            [("a".into(), Mode::Borrow), ("b".into(), Mode::Own)]
+        );
+        // Scanned token by token.
+        assert_eq!(
+            uses(parse_quote!(m!(x => "{c:?}"; d))),
+            [("c".into(), Mode::Borrow), ("d".into(), Mode::Own)]
+        );
+    }
+
+    #[test]
+    fn unevaluated_macro_arguments_are_not_uses() {
+        assert_eq!(
+            uses(parse_quote!(f(
+                stringify!(a),
+                concat!("b", 1),
+                env!("c"),
+                d
+            ))),
+            [("d".into(), Mode::Own)]
+        );
+    }
+
+    #[test]
+    fn a_nested_dag_hides_the_names_it_defines() {
+        // `a` and `c` are the inner graph's nodes; `b` and `d` are captured from outside.
+        assert_eq!(
+            uses(parse_quote!(dag! {
+                move;
+                #[spawn]
+                a = f(b);
+                c = g(a, format!("{d}"));
+                (a, c == b)
+            })),
+            [("b".into(), Mode::Own), ("d".into(), Mode::Borrow)]
+        );
+        assert_eq!(uses(parse_quote!(dagjoin::dag!(r#a = f(); a))), []);
     }
 
     #[test]
