@@ -53,6 +53,9 @@
 /// expressions are read token by token, where every identifier naming a node is a use, even
 /// one the macro binds (a `tokio::select!` branch `a = fut => ..`): give those another name.
 ///
+/// A node may have doc comments (`/// ..`); its only other attributes are those of
+/// [placement](#placement).
+///
 /// The expression of a node is evaluated once all the nodes it uses have their values, at
 /// that moment and never later. No node waits for a node it does not use.
 ///

@@ -69,6 +69,20 @@ fn dependencies_anywhere_in_an_expression() {
 }
 
 #[test]
+fn nodes_may_have_doc_comments() {
+    let out = block_on(dag! {
+        /// The first input.
+        a = val(1_u32);
+        /** The second. */
+        b = val(2_u32);
+        #[doc = "Their sum."]
+        c = val(a + b);
+        c
+    });
+    assert_eq!(out, 3);
+}
+
+#[test]
 fn captured_variables_are_parameters() {
     let base = 10;
     let name = String::from("n");

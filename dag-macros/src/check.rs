@@ -83,12 +83,15 @@ fn duplicate_names(cx: &Ctxt, graph: &Graph) {
 }
 
 // A node takes at most one placement attribute, `#[spawn]` or `#[blocking]`, without
-// arguments; there are no other attributes.
+// arguments, and any doc comments (which document the node to its reader).
 fn attributes(cx: &Ctxt, graph: &Graph) {
     for node in &graph.nodes {
         let mut placement: Option<String> = None;
         for attr in &node.attrs {
             let name = crate::parse::attr_name(attr);
+            if name == "doc" {
+                continue;
+            }
             let span = attr
                 .path()
                 .segments
