@@ -193,8 +193,8 @@
 ///
 /// A dependency cycle (`` dependency cycle: `a` -> `b` -> `a` ``, at the reference that closes
 /// it), a node that uses itself, a name defined twice, an unknown or repeated attribute,
-/// `&name` into a `#[spawn]` node, misplaced or repeated options and malformed statements are
-/// compile errors pointing at the tokens to fix, all of them at once.
+/// `&name` into a `#[spawn]` node, `&mut name` of a node, misplaced or repeated options and
+/// malformed statements are compile errors pointing at the tokens to fix, all of them at once.
 ///
 /// ```compile_fail
 /// # async fn f(x: u32) -> u32 { x }

@@ -61,6 +61,7 @@ pub fn check(cx: &Ctxt, graph: &Graph) {
     duplicate_names(cx, graph);
     attributes(cx, graph);
     spawned_borrows(cx, graph);
+    mutable_borrows(cx, graph);
     error_option(cx, graph);
     self_dependency(cx, graph);
     cycles(cx, graph);
@@ -173,6 +174,34 @@ fn spawned_borrows(cx: &Ctxt, graph: &Graph) {
                     ),
                 );
             }
+        }
+    }
+}
+
+// Nodes run side by side and share a value only by shared reference: `&mut name` is an
+// error at the borrow, in a node or in the output expression.
+fn mutable_borrows(cx: &Ctxt, graph: &Graph) {
+    let consumers = graph
+        .nodes
+        .iter()
+        .map(|n| (Some(&n.name), &n.uses))
+        .chain([(None, &graph.tail_uses)]);
+    for (consumer, uses) in consumers {
+        for u in uses {
+            let Some(site) = &u.mut_ref_site else {
+                continue;
+            };
+            let used = unraw(&graph.nodes[u.node.0].name);
+            let message = match consumer {
+                Some(name) => format!(
+                    "node `{}` cannot borrow `{used}` mutably: nodes share a value only by shared reference (`&{used}`); to change it, take it by value and return the result (`f({used})`)",
+                    unraw(name)
+                ),
+                None => format!(
+                    "the output cannot borrow `{used}` mutably; rebind it first: `{{ let mut {used} = {used}; .. }}`"
+                ),
+            };
+            cx.error_spanned(site.span(), message);
         }
     }
 }

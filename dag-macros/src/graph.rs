@@ -42,6 +42,8 @@ pub struct Use {
     /// The first `&name` outside any `move` closure or `async move` block: a borrow that
     /// must outlive the consumer's evaluation.
     pub ref_site: Option<Ident>,
+    /// The first `&mut name`: a consumer cannot borrow a node's value mutably.
+    pub mut_ref_site: Option<Ident>,
 }
 
 /// Where a node runs.
@@ -188,6 +190,9 @@ pub fn find_uses(names: &BTreeMap<String, NodeId>, expr: &Expr) -> Vec<Use> {
                     u.mode = Mode::Own;
                 }
                 u.in_format_string |= site.in_format_string;
+                if u.mut_ref_site.is_none() && site.mut_ref {
+                    u.mut_ref_site = Some(site.ident.clone());
+                }
                 if u.ref_site.is_none() && site.explicit_ref {
                     u.ref_site = Some(site.ident);
                 }
@@ -197,6 +202,7 @@ pub fn find_uses(names: &BTreeMap<String, NodeId>, expr: &Expr) -> Vec<Use> {
                 mode: site.mode,
                 in_format_string: site.in_format_string,
                 ref_site: site.explicit_ref.then(|| site.ident.clone()),
+                mut_ref_site: site.mut_ref.then(|| site.ident.clone()),
                 site: site.ident,
             }),
         }
@@ -222,6 +228,7 @@ struct Site {
     mode: Mode,
     in_format_string: bool,
     explicit_ref: bool,
+    mut_ref: bool,
 }
 
 /// Finds (and optionally rewrites) references to node names, minding names bound inside
@@ -277,11 +284,25 @@ impl<'a> Refs<'a> {
             mode,
             in_format_string: false,
             explicit_ref: explicit_ref && self.moving == 0,
+            mut_ref: false,
         });
         if let Some(tokens) = self.replace.and_then(|r| r.get(&node)) {
             *expr = Expr::Verbatim(tokens.clone());
         }
         true
+    }
+
+    /// `&name` borrows the node; `&mut name` is recorded (an error); `&expr` is visited.
+    fn reference(&mut self, r: &mut syn::ExprReference) {
+        let mutable = r.mutability.is_some();
+        let mode = if mutable { Mode::Own } else { Mode::Borrow };
+        if self.path_site(&mut r.expr, mode, !mutable) {
+            if let Some(site) = self.sites.last_mut() {
+                site.mut_ref = mutable;
+            }
+        } else {
+            self.visit_expr_mut(&mut r.expr);
+        }
     }
 
     fn with_scope(&mut self, names: Vec<String>, f: impl FnOnce(&mut Self)) {
@@ -362,6 +383,7 @@ impl<'a> Refs<'a> {
                                 mode: Mode::Own,
                                 in_format_string: false,
                                 explicit_ref: false,
+                                mut_ref: false,
                             });
                             match self.replace.and_then(|r| r.get(&node)) {
                                 Some(tokens) => out.extend(tokens.clone()),
@@ -406,6 +428,7 @@ impl<'a> Refs<'a> {
                     },
                     in_format_string: true,
                     explicit_ref: false,
+                    mut_ref: false,
                 });
             }
             // Width and precision arguments: `{:>width$}` `{:.prec$}`.
@@ -421,6 +444,7 @@ impl<'a> Refs<'a> {
                             mode: Mode::Borrow,
                             in_format_string: true,
                             explicit_ref: false,
+                            mut_ref: false,
                         });
                     }
                 }
@@ -553,11 +577,7 @@ impl VisitMut for Refs<'_> {
             return;
         }
         match expr {
-            Expr::Reference(r) if r.mutability.is_none() => {
-                if !self.path_site(&mut r.expr, Mode::Borrow, true) {
-                    self.visit_expr_mut(&mut r.expr);
-                }
-            }
+            Expr::Reference(r) => self.reference(r),
             // `name(..)` calls a function or closure from the surrounding scope, even when a
             // node has the same name (`fetch_user = fetch_user(id)?;`); a node holding a
             // closure is called as `(name)(..)`.
