@@ -82,6 +82,14 @@ impl Parse for NodeStmt {
         }
         let expr: Expr = input.parse()?;
         if !input.is_empty() {
+            // `a = f(1)` then `b = g(a);` on the next line: the `;` is missing.
+            if input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
+                let end = expr.to_token_stream().into_iter().last();
+                return Err(syn::Error::new(
+                    end.map_or_else(|| input.span(), |t| t.span()),
+                    format!("expected `;` after the definition of node `{name}`"),
+                ));
+            }
             return Err(input.error("unexpected tokens after the node's expression; expected `;`"));
         }
         let (expr, question) = match expr {
