@@ -47,8 +47,10 @@
 /// identifier is an ordinary variable from the surrounding scope: that is how parameters
 /// enter a graph.
 ///
-/// In macro calls, `{name}` in a string literal names the node in any macro (logging macros
-/// and `macro_rules!` that pass a format string on); a `dag!` inside a node hides the names it
+/// In macro calls, every argument naming a node is a use, and so is `{name}` in the format
+/// string of the format macros of std, `log`, `tracing`, `anyhow` and `eyre` (`format!`,
+/// `println!`, `info!`, `bail!`, ..); in other macros a string literal is text, so pass the
+/// node as an argument (`my_log!("{}", name)`). A `dag!` inside a node hides the names it
 /// defines; `stringify!`, `concat!`, `env!` and the like use nothing. Arguments that are not
 /// expressions are read token by token, where every identifier naming a node is a use, even
 /// one the macro binds (a `tokio::select!` branch `a = fut => ..`): give those another name.
@@ -124,8 +126,9 @@
 ///
 /// # Fallible nodes
 ///
-/// `name = EXPR?;` awaits, then applies `?`. A graph with any `?` node resolves to
-/// `Result<T, E>`, the trailing expression wrapped in `Ok` for you, like a `try` block. `E` is
+/// `name = EXPR?;` awaits, then applies `?` (only there: a `?` inside a node's expression may
+/// apply to a block the node is wrapped in, so make the fallible step a node of its own). A
+/// graph with any `?` node resolves to `Result<T, E>`, the trailing expression wrapped in `Ok` for you, like a `try` block. `E` is
 /// [`anyhow::Error`](https://docs.rs/anyhow) by default, so nodes with different error types
 /// mix freely, and the error names the node that failed:
 ///

@@ -343,6 +343,10 @@ fn a_node_given_its_own_copy_may_borrow_a_temporary_of_its_expression() {
     assert_eq!(out, (5, 8, 9, 3));
 }
 
+async fn add_ref(x: &u32, y: u32) -> u32 {
+    x + y
+}
+
 /// Holds `f` until it is polled.
 async fn call<F: Fn() -> u32>(f: F) -> u32 {
     f()
@@ -373,6 +377,15 @@ fn copies_of_a_node_may_be_captured_by_reference() {
         (b, c, d, e)
     });
     assert_eq!(out, (2, 3, 4, 6));
+    // A graph inside a node (an `async` block), a macro, a copy both borrowed and used.
+    let out = block_on(dag! {
+        a = val(1_u32);
+        b = dag! { x = val(a + 1); y = val(a + 2); x + y };
+        c = val(vec![a, a]);
+        d = add_ref(&a, a);
+        (b, c, d)
+    });
+    assert_eq!(out, (5, vec![1, 1], 2));
     // The same where the values pass through slots (`a` -> `c`, `b` -> `c`, `b` -> `d`).
     let out = block_on(dag! {
         a = val(1_u32);
@@ -398,20 +411,27 @@ async fn unwrap(u: Unique) -> u32 {
 
 #[test]
 fn macros_see_the_nodes_they_use_and_only_those() {
-    #[allow(unused_variables, reason = "hidden by the node of the same name")]
-    let user = "guest";
     let out = block_on(dag! {
         user = val("alice");
-        // A format string in any macro names the node, not the variable it hides.
-        line = async move { log_line!("hello {user}") };
-        // `a` is not `Clone`: `b` must be its only consumer. Neither `c` nor `d` names it.
+        // Arguments of any macro are uses; so are format strings of the format macros.
+        line = async move { log_line!("hello {} and {}", user, format!("{user}")) };
+        // `a` is not `Clone`: `b` must be its only consumer. None of the others names it: a
+        // literal of a macro that takes no format string is text, `stringify!` evaluates
+        // nothing, and a graph inside a node has its own `a`.
         a = val(Unique(1));
         b = unwrap(a);
-        c = val(stringify!(a));
-        d = dag! { a = val(5_u32); a + 1 };
+        c = val((stringify!(a), vec!["{a}"]));
+        d = dag! {
+            /// Not a format string: {a}.
+            a = val(5_u32);
+            a + 1
+        };
         (line, b, c, d)
     });
-    assert_eq!(out, ("hello alice".to_owned(), 1, "a", 6));
+    assert_eq!(
+        out,
+        ("hello alice and alice".to_owned(), 1, ("a", vec!["{a}"]), 6)
+    );
 }
 
 #[test]

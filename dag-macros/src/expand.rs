@@ -680,16 +680,20 @@ impl<'a> Expander<'a> {
                 } else {
                     let (prelude, expr) = self.node_code(v);
                     let future = self.placed(v, &expr);
-                    let waits = self.graph.nodes[v]
-                        .uses
-                        .iter()
-                        .any(|u| self.in_slot[u.node.0]);
+                    let uses = &self.graph.nodes[v].uses;
+                    let waits = uses.iter().any(|u| self.in_slot[u.node.0]);
+                    // `f(&a, a)`: a copy handed over that the expression also borrows.
+                    let borrows_copy = uses.iter().any(|u| {
+                        u.ref_site.is_some()
+                            && self.handed.contains_key(&(u.node.0, Consumer::Node(v)))
+                    });
                     if prelude.is_empty() {
                         future
-                    } else if waits || may_capture_by_reference(&expr) {
+                    } else if waits || borrows_copy || may_capture_by_reference(&expr) {
                         // The values taken or handed over are locals of this block, which
-                        // lives as long as the future: a closure or an `async` block may
-                        // capture them by reference (a `Copy` value used by value, too).
+                        // lives as long as the future: the expression may borrow them, and
+                        // a closure or an `async` block may capture them by reference (a
+                        // `Copy` value used by value, too).
                         quote_spanned!(span=> async { #prelude (#future).await })
                     } else {
                         // Only values handed over: take them and make the future in place, as
@@ -846,13 +850,14 @@ impl<'a> Expander<'a> {
     }
 }
 
-/// Whether `expr` has a closure or an `async` block (a `|` or the `async` keyword anywhere,
-/// macro arguments included): those may capture the variables they name by reference.
+/// Whether `expr` has a closure, an `async` block or a macro call (a `|`, the `async` keyword
+/// or a `!` anywhere, macro arguments included): those may capture or borrow the variables
+/// they name (a nested `dag!` is an `async` block).
 fn may_capture_by_reference(expr: &TokenStream) -> bool {
     expr.clone().into_iter().any(|tree| match tree {
         TokenTree::Group(group) => may_capture_by_reference(&group.stream()),
         TokenTree::Ident(ident) => ident == "async",
-        TokenTree::Punct(punct) => punct.as_char() == '|',
+        TokenTree::Punct(punct) => matches!(punct.as_char(), '|' | '!'),
         TokenTree::Literal(_) => false,
     })
 }

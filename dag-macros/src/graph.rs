@@ -318,14 +318,13 @@ impl<'a> Refs<'a> {
             Some(name) if UNEVALUATED_MACROS.contains(&name) => return,
             // A graph inside a node: its own node names hide the outer ones in all of it.
             Some("dag") => {
-                let inner = dag_node_names(&mac.tokens);
                 let tokens = std::mem::take(&mut mac.tokens);
-                self.with_scope(inner, |refs| mac.tokens = refs.scan_tokens(tokens));
+                mac.tokens = self.scan_dag(tokens);
                 return;
             }
             _ => {}
         }
-        let format_like = is_format_macro(mac);
+        let format_like = name.as_deref().is_some_and(is_format_macro);
         // Most macros take comma-separated expressions (`vec!`, `format!`, `assert!`).
         if let Ok(mut args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) {
             for arg in &mut args {
@@ -334,12 +333,10 @@ impl<'a> Refs<'a> {
                     Expr::Assign(assign) if format_like && plain_ident(&assign.left).is_some() => {
                         self.visit_expr_mut(&mut assign.right);
                     }
-                    // Format strings, also in macros not known to take one (a logging
-                    // macro, a user's `macro_rules!` passing it on to `format!`).
                     Expr::Lit(syn::ExprLit {
                         lit: syn::Lit::Str(s),
                         ..
-                    }) => {
+                    }) if format_like => {
                         let (value, span) = (s.value(), s.span());
                         self.format_string(&value, span);
                     }
@@ -351,19 +348,49 @@ impl<'a> Refs<'a> {
             }
             return;
         }
-        // Anything else: every identifier naming a node counts, except after `.` or `::`
-        // (fields, methods, paths) and before `::` or `!` (paths, macro names).
         let tokens = std::mem::take(&mut mac.tokens);
-        mac.tokens = self.scan_tokens(tokens);
+        mac.tokens = self.scan_tokens(tokens, format_like);
     }
 
-    fn scan_tokens(&mut self, tokens: TokenStream) -> TokenStream {
+    /// The body of a `dag!` inside a node, read token by token: its own node names hide the
+    /// outer ones in all of it.
+    fn scan_dag(&mut self, tokens: TokenStream) -> TokenStream {
+        let inner = dag_node_names(&tokens);
+        let mut out = TokenStream::new();
+        self.with_scope(inner, |refs| out = refs.scan_tokens(tokens, false));
+        out
+    }
+
+    /// Macro arguments that are not comma-separated expressions, read token by token: every
+    /// identifier naming a node counts, except after `.` or `::` (fields, methods, paths) and
+    /// before `::` or `!` (paths, macro names). Attributes (doc comments) and the arguments of
+    /// macros that evaluate nothing are skipped; string literals are format strings where
+    /// `format` is set (the top level of a format macro's arguments) and in format macros
+    /// called inside.
+    fn scan_tokens(&mut self, tokens: TokenStream, format: bool) -> TokenStream {
         let trees: Vec<TokenTree> = tokens.into_iter().collect();
         let mut out = TokenStream::new();
         for (i, tt) in trees.iter().enumerate() {
             match tt {
                 TokenTree::Group(g) => {
-                    let inner = self.scan_tokens(g.stream());
+                    let prev = |back: usize| i.checked_sub(back).and_then(|j| trees.get(j));
+                    let attribute = matches!(prev(1), Some(TokenTree::Punct(p)) if p.as_char() == '#')
+                        || matches!((prev(2), prev(1)), (Some(TokenTree::Punct(h)), Some(TokenTree::Punct(b))) if h.as_char() == '#' && b.as_char() == '!');
+                    let called = match (prev(2), prev(1)) {
+                        (Some(TokenTree::Ident(name)), Some(TokenTree::Punct(bang)))
+                            if bang.as_char() == '!' =>
+                        {
+                            Some(name.to_string())
+                        }
+                        _ => None,
+                    };
+                    let inner = match called.as_deref() {
+                        _ if attribute => g.stream(),
+                        Some(name) if UNEVALUATED_MACROS.contains(&name) => g.stream(),
+                        Some("dag") => self.scan_dag(g.stream()),
+                        Some(name) => self.scan_tokens(g.stream(), is_format_macro(name)),
+                        None => self.scan_tokens(g.stream(), false),
+                    };
                     let mut group = proc_macro2::Group::new(g.delimiter(), inner);
                     group.set_span(g.span());
                     out.extend([TokenTree::Group(group)]);
@@ -394,9 +421,11 @@ impl<'a> Refs<'a> {
                     }
                 }
                 TokenTree::Literal(literal) => {
-                    let tokens = TokenStream::from(TokenTree::Literal(literal.clone()));
-                    if let Ok(s) = syn::parse2::<syn::LitStr>(tokens) {
-                        self.format_string(&s.value(), s.span());
+                    if format {
+                        let tokens = TokenStream::from(TokenTree::Literal(literal.clone()));
+                        if let Ok(s) = syn::parse2::<syn::LitStr>(tokens) {
+                            self.format_string(&s.value(), s.span());
+                        }
                     }
                     out.extend([tt.clone()]);
                 }
@@ -508,7 +537,8 @@ fn dag_node_names(body: &TokenStream) -> Vec<String> {
     names
 }
 
-fn is_format_macro(mac: &Macro) -> bool {
+/// Whether the macro of that name (the last segment of its path) takes a format string.
+fn is_format_macro(name: &str) -> bool {
     const FORMAT_MACROS: &[&str] = &[
         "format",
         "format_args",
@@ -533,15 +563,16 @@ fn is_format_macro(mac: &Macro) -> bool {
         "info",
         "warn",
         "error",
+        "log",
+        "event",
         "bail",
         "anyhow",
         "ensure",
         "format_err",
+        "eyre",
+        "miette",
     ];
-    mac.path
-        .segments
-        .last()
-        .is_some_and(|s| FORMAT_MACROS.iter().any(|m| s.ident == m))
+    FORMAT_MACROS.contains(&name)
 }
 
 /// Names bound by a pattern.
@@ -837,16 +868,22 @@ mod tests {
     }
 
     #[test]
-    fn format_strings_count_in_any_macro() {
-        // A user's macro that passes its arguments on to `format!`.
+    fn string_literals_are_format_strings_only_in_format_macros() {
+        // `vec!`, a user's macro: a literal is just text there.
+        assert_eq!(
+            uses(parse_quote!(vec!["{a}", b])),
+            [("b".into(), Mode::Own)]
+        );
         assert_eq!(
             uses(parse_quote!(log_line!("hello {a}", b))),
-            [("a".into(), Mode::Borrow), ("b".into(), Mode::Own)]
+            [("b".into(), Mode::Own)]
         );
-        // Scanned token by token.
+        // Read token by token: a format macro inside reads its literals, the rest does not.
         assert_eq!(
-            uses(parse_quote!(m!(x => "{c:?}"; d))),
-            [("c".into(), Mode::Borrow), ("d".into(), Mode::Own)]
+            uses(parse_quote!(
+                m!(x => tracing::info!("{c:?}"); "{d}", #[doc = "{a}"] b)
+            )),
+            [("c".into(), Mode::Borrow), ("b".into(), Mode::Own)]
         );
     }
 
@@ -855,10 +892,15 @@ mod tests {
         assert_eq!(
             uses(parse_quote!(f(
                 stringify!(a),
-                concat!("b", 1),
-                env!("c"),
+                concat!(b),
+                include_str!(c),
                 d
             ))),
+            [("d".into(), Mode::Own)]
+        );
+        // Also where read token by token.
+        assert_eq!(
+            uses(parse_quote!(m!(x => stringify!(a); d))),
             [("d".into(), Mode::Own)]
         );
     }
@@ -869,6 +911,7 @@ mod tests {
         assert_eq!(
             uses(parse_quote!(dag! {
                 move;
+                /// Not a format string: {c}.
                 #[spawn]
                 a = f(b);
                 c = g(a, format!("{d}"));

@@ -82,8 +82,10 @@ impl Parse for NodeStmt {
         }
         let expr: Expr = input.parse()?;
         if !input.is_empty() {
-            // `a = f(1)` then `b = g(a);` on the next line: the `;` is missing.
-            if input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
+            // `a = f(1)` then `b = g(a);` (or `#[spawn]`, `/// doc`) on the next line: the
+            // `;` is missing.
+            let next_node = input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]);
+            if next_node || input.peek(Token![#]) {
                 let end = expr.to_token_stream().into_iter().last();
                 return Err(syn::Error::new(
                     end.map_or_else(|| input.span(), |t| t.span()),

@@ -8,6 +8,9 @@ fn main() {
         c = f(3) f(4);
         e = f(6)
         g = f(7);
+        h = f(8)
+        /// The next node.
+        i = f(9);
         d = f(5)
     };
 }
