@@ -63,26 +63,13 @@ pub fn poll_instance() -> bool {
     future.poll(&mut cx).is_ready()
 }'
 
+# shellcheck source=support/crate.sh
+source "$here/support/crate.sh"
+
 results=()
 for n in "${sizes[@]}"; do
     crate="$work/dag$n"
-    mkdir -p "$crate/src"
-    cat >"$crate/Cargo.toml" <<EOF
-[package]
-name = "dag$n"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
-[dependencies]
-dagjoin = { path = "$root" }
-
-[workspace]
-EOF
-    # The same dependency versions as the workspace (cargo drops what this crate does not use).
-    if [ -f "$root/Cargo.lock" ]; then
-        cp "$root/Cargo.lock" "$crate/Cargo.lock"
-    fi
+    new_crate "$crate" "dag$n" "$root"
     line="$n"
     for variant in generic instance; do
         python3 "$here/gen_dag.py" "$n" 1 >"$crate/src/lib.rs"

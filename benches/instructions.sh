@@ -28,22 +28,9 @@ else
 fi
 export CARGO_TARGET_DIR="$work/target"
 
-mkdir -p "$work/src"
-cat >"$work/Cargo.toml" <<EOF
-[package]
-name = "layered"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
-[dependencies]
-dagjoin = { path = "$root" }
-
-[workspace]
-EOF
-if [ -f "$root/Cargo.lock" ]; then
-    cp "$root/Cargo.lock" "$work/Cargo.lock"
-fi
+# shellcheck source=support/crate.sh
+source "$here/support/crate.sh"
+new_crate "$work" layered "$root"
 cat >"$work/src/main.rs" <<EOF
 //! \`layered N RUNS zero|yield\`: runs the N-node graph RUNS times.
 #[path = "$here/support/tasks.rs"]
