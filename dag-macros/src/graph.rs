@@ -231,6 +231,28 @@ struct Site {
     mut_ref: bool,
 }
 
+impl Site {
+    /// A use of `node` at `ident`, outside format strings and not behind `&` or `&mut`.
+    fn new(node: NodeId, ident: Ident, mode: Mode) -> Site {
+        Site {
+            node,
+            ident,
+            mode,
+            in_format_string: false,
+            explicit_ref: false,
+            mut_ref: false,
+        }
+    }
+
+    /// The same use, named inside a format string.
+    fn in_format_string(self) -> Site {
+        Site {
+            in_format_string: true,
+            ..self
+        }
+    }
+}
+
 /// Finds (and optionally rewrites) references to node names, minding names bound inside
 /// the expression.
 struct Refs<'a> {
@@ -279,12 +301,8 @@ impl<'a> Refs<'a> {
         };
         let mode = if self.moving > 0 { Mode::Own } else { mode };
         self.sites.push(Site {
-            node,
-            ident: ident.clone(),
-            mode,
-            in_format_string: false,
             explicit_ref: explicit_ref && self.moving == 0,
-            mut_ref: false,
+            ..Site::new(node, ident.clone(), mode)
         });
         if let Some(tokens) = self.replace.and_then(|r| r.get(&node)) {
             *expr = Expr::Verbatim(tokens.clone());
@@ -313,18 +331,16 @@ impl<'a> Refs<'a> {
 
     fn visit_macro(&mut self, mac: &mut Macro) {
         let name = mac.path.segments.last().map(|s| s.ident.to_string());
-        match name.as_deref() {
-            // Their arguments are not evaluated: no variable is used.
-            Some(name) if UNEVALUATED_MACROS.contains(&name) => return,
-            // A graph inside a node: its own node names hide the outer ones in all of it.
-            Some("dag") => {
+        let format_like = match MacroKind::of(name.as_deref().unwrap_or_default()) {
+            MacroKind::Unevaluated => return,
+            MacroKind::Dag => {
                 let tokens = std::mem::take(&mut mac.tokens);
                 mac.tokens = self.scan_dag(tokens);
                 return;
             }
-            _ => {}
-        }
-        let format_like = name.as_deref().is_some_and(is_format_macro);
+            MacroKind::Format => true,
+            MacroKind::Other => false,
+        };
         // Most macros take comma-separated expressions (`vec!`, `format!`, `assert!`).
         if let Ok(mut args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) {
             for arg in &mut args {
@@ -384,12 +400,12 @@ impl<'a> Refs<'a> {
                         }
                         _ => None,
                     };
-                    let inner = match called.as_deref() {
+                    let inner = match called.as_deref().map(MacroKind::of) {
                         _ if attribute => g.stream(),
-                        Some(name) if UNEVALUATED_MACROS.contains(&name) => g.stream(),
-                        Some("dag") => self.scan_dag(g.stream()),
-                        Some(name) => self.scan_tokens(g.stream(), is_format_macro(name)),
-                        None => self.scan_tokens(g.stream(), false),
+                        Some(MacroKind::Unevaluated) => g.stream(),
+                        Some(MacroKind::Dag) => self.scan_dag(g.stream()),
+                        Some(MacroKind::Format) => self.scan_tokens(g.stream(), true),
+                        Some(MacroKind::Other) | None => self.scan_tokens(g.stream(), false),
                     };
                     let mut group = proc_macro2::Group::new(g.delimiter(), inner);
                     group.set_span(g.span());
@@ -404,14 +420,7 @@ impl<'a> Refs<'a> {
                         .flatten();
                     match node {
                         Some(node) => {
-                            self.sites.push(Site {
-                                node,
-                                ident: ident.clone(),
-                                mode: Mode::Own,
-                                in_format_string: false,
-                                explicit_ref: false,
-                                mut_ref: false,
-                            });
+                            self.sites.push(Site::new(node, ident.clone(), Mode::Own));
                             match self.replace.and_then(|r| r.get(&node)) {
                                 Some(tokens) => out.extend(tokens.clone()),
                                 None => out.extend([tt.clone()]),
@@ -447,18 +456,13 @@ impl<'a> Refs<'a> {
             let end = rest.find(['}', ':']).unwrap_or(rest.len());
             let name = rest[..end].trim();
             if let Some(node) = self.resolve(name) {
-                self.sites.push(Site {
-                    node,
-                    ident: Ident::new(name, span),
-                    mode: if self.moving > 0 {
-                        Mode::Own
-                    } else {
-                        Mode::Borrow
-                    },
-                    in_format_string: true,
-                    explicit_ref: false,
-                    mut_ref: false,
-                });
+                let mode = if self.moving > 0 {
+                    Mode::Own
+                } else {
+                    Mode::Borrow
+                };
+                self.sites
+                    .push(Site::new(node, Ident::new(name, span), mode).in_format_string());
             }
             // Width and precision arguments: `{:>width$}` `{:.prec$}`.
             let spec_end = rest.find('}').unwrap_or(rest.len());
@@ -467,14 +471,8 @@ impl<'a> Refs<'a> {
             {
                 if let Some(name) = part.strip_suffix('$') {
                     if let Some(node) = self.resolve(name) {
-                        self.sites.push(Site {
-                            node,
-                            ident: Ident::new(name, span),
-                            mode: Mode::Borrow,
-                            in_format_string: true,
-                            explicit_ref: false,
-                            mut_ref: false,
-                        });
+                        let site = Site::new(node, Ident::new(name, span), Mode::Borrow);
+                        self.sites.push(site.in_format_string());
                     }
                 }
             }
@@ -537,7 +535,33 @@ fn dag_node_names(body: &TokenStream) -> Vec<String> {
     names
 }
 
-/// Whether the macro of that name (the last segment of its path) takes a format string.
+/// How a macro's arguments are read, by its name (the last segment of its path).
+#[derive(Clone, Copy)]
+enum MacroKind {
+    /// Not evaluated ([`UNEVALUATED_MACROS`]): no variable is used.
+    Unevaluated,
+    /// A graph inside a node: its own node names hide the outer ones in all of it.
+    Dag,
+    /// Takes a format string, whose `{name}`s are uses.
+    Format,
+    Other,
+}
+
+impl MacroKind {
+    fn of(name: &str) -> MacroKind {
+        if UNEVALUATED_MACROS.contains(&name) {
+            MacroKind::Unevaluated
+        } else if name == "dag" {
+            MacroKind::Dag
+        } else if is_format_macro(name) {
+            MacroKind::Format
+        } else {
+            MacroKind::Other
+        }
+    }
+}
+
+/// Whether the macro of that name takes a format string.
 fn is_format_macro(name: &str) -> bool {
     const FORMAT_MACROS: &[&str] = &[
         "format",
