@@ -237,7 +237,7 @@ fn self_dependency(cx: &Ctxt, graph: &Graph) {
 // whole path, at the reference that closes it.
 fn cycles(cx: &Ctxt, graph: &Graph) {
     // Self-dependencies are their own rule, and `deps` leaves them out.
-    for path in dag_runtime::cycles::cycles(&graph.deps()) {
+    for path in dag_cycles::cycles(&graph.deps()) {
         let start = path[0];
         let names: Vec<String> = path
             .iter()

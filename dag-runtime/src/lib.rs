@@ -5,8 +5,8 @@
 //! poll their branches ([`join()`], and [`join_wide()`] which polls only the branches that
 //! woke) and their fail-fast versions for fallible graphs ([`try_join()`], [`try_join_wide()`]);
 //! single-task [`Slot`]s that hand a value from one branch to others; and, behind features,
-//! the placement of `#[spawn]` and `#[blocking]` nodes on tokio, the errors of fallible
-//! nodes, and the run-time engine for graphs built at run time.
+//! the placement of `#[spawn]` and `#[blocking]` nodes on tokio and the errors of fallible
+//! nodes. The run-time engine (`dagjoin::runtime`) is a crate of its own, `dag-engine`.
 //!
 //! # Features
 //!
@@ -32,21 +32,7 @@
     doc = "- `anyhow` (default, disabled here): `node_error()`, which names the node a fallible \
            graph failed in, and a re-export of `anyhow`."
 )]
-#![cfg_attr(
-    feature = "engine",
-    doc = "- `engine` (default, needs `tokio` and `anyhow`): the run-time [`engine`], graphs \
-           built at run time, with reruns."
-)]
-#![cfg_attr(
-    not(feature = "engine"),
-    doc = "- `engine` (default, disabled here; needs `tokio` and `anyhow`): the run-time \
-           `engine`, graphs built at run time, with reruns."
-)]
 
-#[doc(hidden)]
-pub mod cycles;
-#[cfg(feature = "engine")]
-pub mod engine;
 #[cfg(feature = "anyhow")]
 pub mod error;
 pub mod join;

@@ -177,32 +177,3 @@ fn joins_and_slots_allocate_as_documented() {
     });
     assert_eq!((output, count), (((), 7, 7), 0), "slots allocate nothing");
 }
-
-#[cfg(feature = "engine")]
-#[test]
-fn the_engine_allocates_per_task_only_for_values_and_pending_futures() {
-    use dag_runtime::engine::GraphBuilder;
-
-    const TASKS: usize = 1000;
-    // Building: stateless task functions, generated names and dependency lists take no
-    // allocation of their own; what remains is the amortised growth of the builder's arrays.
-    let (graph, build) = allocations(|| {
-        let mut g = GraphBuilder::<u64>::new();
-        let mut prev = g.param();
-        for _ in 0..TASKS {
-            prev = g.add(|x: u64| async move { x + 1 }, prev);
-        }
-        (g.build().unwrap(), prev)
-    });
-    assert!(build < 100, "{build} allocations to build {TASKS} tasks");
-
-    // Running: each task's value and its boxed future (freed after its first poll when it
-    // finishes then), plus a fixed number for the run's tables.
-    let (graph, last) = graph;
-    let (report, run_allocations) = allocations(|| run(graph.run(1)));
-    assert_eq!(report.get(&last), Ok(&(TASKS as u64 + 1)));
-    assert!(
-        run_allocations <= 2 * TASKS + 20,
-        "{run_allocations} allocations to run {TASKS} tasks"
-    );
-}

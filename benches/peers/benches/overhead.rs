@@ -143,12 +143,12 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 // ---------------------------------------------------------------------------------------------
-// dagjoin (dag-runtime's engine, typed builder)
+// dagjoin (dag-engine, typed builder)
 // ---------------------------------------------------------------------------------------------
 
 mod dagjoin {
     use super::Shape;
-    use dag_runtime::engine::{Graph, GraphBuilder, Handle};
+    use dag_engine::{Graph, GraphBuilder, Handle};
 
     pub fn build(shape: &Shape) -> (Graph<()>, Handle<u64>) {
         let mut g = GraphBuilder::<()>::new();

@@ -7,11 +7,11 @@ use core::fmt;
 use core::future::Future;
 use std::sync::Arc;
 
-use super::error::AgainError;
-use super::graph::{Graph, GraphInner, Kind, TypeInfo, Value, Work};
-use super::named::{async_work, blocking_work, Inputs};
-use super::report::{Origin, Report, Status};
-use super::run::{Plan, Run, RunOptions};
+use crate::error::AgainError;
+use crate::graph::{Graph, GraphInner, Kind, TypeInfo, Value, Work};
+use crate::named::{async_work, blocking_work, Inputs};
+use crate::report::{Origin, Report, Status};
+use crate::run::{Plan, Run, RunOptions};
 
 impl<P: Send + Sync + 'static> Graph<P> {
     /// Plans a rerun from `report` (of a run of this graph, or of a graph made from it by
@@ -24,7 +24,7 @@ impl<P: Send + Sync + 'static> Graph<P> {
     /// run.
     ///
     /// ```
-    /// use dag_runtime::engine::{NamedGraphBuilder, Status};
+    /// use dagjoin::runtime::{NamedGraphBuilder, Status};
     /// use std::sync::atomic::{AtomicBool, Ordering};
     /// use std::sync::Arc;
     ///
@@ -219,11 +219,11 @@ impl<P: Send + Sync + 'static> Again<'_, P> {
         let mut stack: Vec<u32> = Vec::new();
         for &v in &resets {
             dirty[v] = true;
-            stack.extend_from_slice(graph.successors(super::graph::index(v)));
+            stack.extend_from_slice(graph.successors(crate::graph::index(v)));
         }
         for (v, value) in marked.iter().enumerate() {
             if value.is_some() {
-                stack.extend_from_slice(graph.successors(super::graph::index(v)));
+                stack.extend_from_slice(graph.successors(crate::graph::index(v)));
             }
         }
         while let Some(s) = stack.pop() {
@@ -240,7 +240,7 @@ impl<P: Send + Sync + 'static> Again<'_, P> {
                 preset[v] = Some((value, Origin::Marked));
                 continue;
             }
-            let completed = report.tasks[v].phase == super::report::Phase::Done(Status::Completed)
+            let completed = report.tasks[v].phase == crate::report::Phase::Done(Status::Completed)
                 && report.values[v].is_some();
             runs[v] = match &only {
                 Some(chosen) => chosen[v],
@@ -256,10 +256,10 @@ impl<P: Send + Sync + 'static> Again<'_, P> {
             if !runs[v] {
                 continue;
             }
-            for &d in graph.deps(super::graph::index(v)) {
+            for &d in graph.deps(crate::graph::index(v)) {
                 if d != 0 && !runs[d as usize] && preset[d as usize].is_none() {
                     return Err(AgainError::MissingInput {
-                        task: graph.name(super::graph::index(v)).to_owned(),
+                        task: graph.name(crate::graph::index(v)).to_owned(),
                         dependency: graph.name(d).to_owned(),
                     });
                 }

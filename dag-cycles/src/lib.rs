@@ -2,7 +2,8 @@
 //! engine: one per strongly connected component, as its shortest path through the
 //! component's first node.
 //!
-//! Not public API: shared by `dagjoin`'s crates; it may change in any release.
+//! An implementation detail of `dagjoin`, in a crate of its own so that the proc-macro crate
+//! can share it without building the run-time crates: it may change in any release.
 
 use std::collections::VecDeque;
 

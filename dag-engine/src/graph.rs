@@ -14,13 +14,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use super::error::ValueError;
-use super::typed::Handle;
+use crate::error::ValueError;
+use crate::typed::Handle;
 
 /// A task's result, type-erased: what the engine stores and hands to the tasks that use it.
 ///
-/// Typed access goes through [`Report::get`](super::Report::get),
-/// [`Report::value`](super::Report::value) and [`Inputs`](super::Inputs); a reused result is
+/// Typed access goes through [`Report::get`](crate::Report::get),
+/// [`Report::value`](crate::Report::value) and [`Inputs`](crate::Inputs); a reused result is
 /// this same `Arc`, never a copy.
 pub type Value = Arc<dyn Any + Send + Sync>;
 
@@ -81,9 +81,9 @@ impl Work {
 /// Where a task runs: decides which queue and which limit of the scheduler it goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// On the run's own task, within [`RunOptions::max_in_flight`](super::RunOptions).
+    /// On the run's own task, within [`RunOptions::max_in_flight`](crate::RunOptions).
     Async,
-    /// On tokio's blocking pool, within [`RunOptions::max_blocking`](super::RunOptions).
+    /// On tokio's blocking pool, within [`RunOptions::max_blocking`](crate::RunOptions).
     Blocking,
 }
 
@@ -144,10 +144,10 @@ impl TypeInfo {
 /// it is handed to the blocking pool; if it has not started by then it is aborted, but a
 /// closure that is already running cannot be stopped: it runs to its end on its thread, its
 /// result is dropped, and it no longer counts towards
-/// [`RunOptions::max_blocking`](super::RunOptions::max_blocking).
+/// [`RunOptions::max_blocking`](crate::RunOptions::max_blocking).
 ///
 /// ```
-/// use dag_runtime::engine::TaskOptions;
+/// use dagjoin::runtime::TaskOptions;
 /// use std::time::Duration;
 ///
 /// let options = TaskOptions::new()
@@ -514,8 +514,8 @@ pub(crate) fn next_builder_id() -> u64 {
 /// A validated, frozen graph of tasks, ready to [`run`](Graph::run) any number of times, also
 /// concurrently, each time with its own parameter of type `P`.
 ///
-/// Build one with [`GraphBuilder`](super::GraphBuilder) (typed handles) or
-/// [`NamedGraphBuilder`](super::NamedGraphBuilder) (tasks and dependencies by name). A `Graph`
+/// Build one with [`GraphBuilder`](crate::GraphBuilder) (typed handles) or
+/// [`NamedGraphBuilder`](crate::NamedGraphBuilder) (tasks and dependencies by name). A `Graph`
 /// is cheap to clone (an `Arc` inside) and can be shared between threads.
 pub struct Graph<P> {
     pub(crate) inner: Arc<GraphInner>,
@@ -795,7 +795,7 @@ mod tests {
 
     #[test]
     fn cycles_are_found_once_each() {
-        use crate::cycles::cycles;
+        use dag_cycles::cycles;
         // 0 -> 1 -> 2 -> 0, 3 -> 3, 4 -> 0.
         let deps = vec![vec![1], vec![2], vec![0], vec![3], vec![0]];
         assert_eq!(cycles(&deps), vec![vec![0, 1, 2, 0], vec![3, 3]]);

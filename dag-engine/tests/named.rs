@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{check_seed_report, Log, SEED};
-use dag_runtime::engine::{
+use dagjoin::runtime::{
     BuildProblem, Graph, InputError, NamedGraphBuilder, Status, TaskOptions, ValueError,
 };
 

@@ -9,9 +9,9 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use super::graph::{BoxFuture, GraphInner, Job, Outcome};
-use super::report::RunId;
-use crate::spawn::{spawn_blocking, Blocking};
+use crate::graph::{BoxFuture, GraphInner, Job, Outcome};
+use crate::report::RunId;
+use dag_runtime::{spawn_blocking, Blocking};
 
 /// Which attempt an executor is asked to run: a remote executor deduplicates by it.
 #[derive(Clone, Copy)]

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::error::{RunError, ValueError};
-use super::graph::{GraphInner, Value};
-use super::typed::Handle;
+use crate::error::{RunError, ValueError};
+use crate::graph::{GraphInner, Value};
+use crate::typed::Handle;
 
 /// What became of a task in a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -239,7 +239,7 @@ impl Report {
     pub fn tasks(&self) -> impl ExactSizeIterator<Item = TaskReport<'_>> + '_ {
         (1..self.graph.len()).map(move |v| TaskReport {
             report: self,
-            node: super::graph::index(v),
+            node: crate::graph::index(v),
         })
     }
 
@@ -265,7 +265,7 @@ impl Report {
                 let error = task.error.as_ref()?;
                 (task.status() == Status::Failed).then(|| {
                     (
-                        Arc::from(self.graph.name(super::graph::index(i + 1))),
+                        Arc::from(self.graph.name(crate::graph::index(i + 1))),
                         error.clone(),
                     )
                 })
@@ -308,7 +308,7 @@ impl Report {
         let mut used_by_a_last = vec![false; self.tasks.len()];
         for v in 1..self.tasks.len() {
             if end(v) == Some(last_end) {
-                for &d in self.graph.deps(super::graph::index(v)) {
+                for &d in self.graph.deps(crate::graph::index(v)) {
                     used_by_a_last[d as usize] = true;
                 }
             }
@@ -317,10 +317,10 @@ impl Report {
             (1..self.tasks.len()).find(|&v| end(v) == Some(last_end) && !used_by_a_last[v]);
         let mut path = Vec::new();
         while let Some(v) = at {
-            path.push(self.graph.name(super::graph::index(v)));
+            path.push(self.graph.name(crate::graph::index(v)));
             at = self
                 .graph
-                .deps(super::graph::index(v))
+                .deps(crate::graph::index(v))
                 .iter()
                 .map(|&d| d as usize)
                 .filter(|&d| d != 0)

@@ -9,10 +9,10 @@ use core::marker::PhantomData;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::error::{BuildError, BuildProblem, InputError};
-use crate::cycles::cycles;
+use crate::error::{BuildError, BuildProblem, InputError};
+use dag_cycles::cycles;
 
-use super::graph::{
+use crate::graph::{
     index, next_builder_id, Call, DepTable, Graph, GraphInner, Job, Kind, NameTable, Node,
     TaskOptions, TypeInfo, Value, Work,
 };
@@ -27,7 +27,7 @@ use super::graph::{
 /// defined twice.
 ///
 /// ```
-/// use dag_runtime::engine::NamedGraphBuilder;
+/// use dagjoin::runtime::NamedGraphBuilder;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let mut builder = NamedGraphBuilder::new();
@@ -107,7 +107,7 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
     }
 
     /// Adds task `name`, which runs the synchronous (CPU-bound or blocking) function `f` on
-    /// tokio's blocking pool, within [`RunOptions::max_blocking`](super::RunOptions).
+    /// tokio's blocking pool, within [`RunOptions::max_blocking`](crate::RunOptions).
     pub fn blocking_task<F, V>(&mut self, name: impl Into<String>, f: F) -> &mut Self
     where
         F: Fn(Inputs) -> anyhow::Result<V> + Send + Sync + 'static,
@@ -285,7 +285,7 @@ where
 /// error converts into `anyhow::Error`, so `?` fails the task with it.
 ///
 /// ```
-/// use dag_runtime::engine::NamedGraphBuilder;
+/// use dagjoin::runtime::NamedGraphBuilder;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let mut builder = NamedGraphBuilder::with_param();

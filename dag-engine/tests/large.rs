@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use dag_runtime::engine::{GraphBuilder, Handle, NamedGraphBuilder, Status};
+use dagjoin::runtime::{GraphBuilder, Handle, NamedGraphBuilder, Status};
 
 const CHAIN: usize = 10_000;
 const SIDE: usize = 100;

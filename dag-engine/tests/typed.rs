@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{check_seed_report, Log};
-use dag_runtime::engine::{
+use dagjoin::runtime::{
     BuildProblem, Graph, GraphBuilder, Handle, Status, TaskOptions, ValueError,
 };
 
@@ -356,11 +356,11 @@ fn graphs_runs_reports_and_errors_cross_threads() {
     // Whatever the parameter: a graph only hands it to tasks.
     send_sync::<Graph<std::rc::Rc<u32>>>();
     send_sync::<Graph<u32>>();
-    send::<dag_runtime::engine::Run>();
-    send_sync::<dag_runtime::engine::Report>();
-    send_sync::<dag_runtime::engine::BuildError>();
-    send_sync::<dag_runtime::engine::RunError>();
-    send_sync::<dag_runtime::engine::AgainError>();
+    send::<dagjoin::runtime::Run>();
+    send_sync::<dagjoin::runtime::Report>();
+    send_sync::<dagjoin::runtime::BuildError>();
+    send_sync::<dagjoin::runtime::RunError>();
+    send_sync::<dagjoin::runtime::AgainError>();
     send_sync::<ValueError>();
     send_sync::<Handle<std::rc::Rc<u32>>>();
 }

@@ -7,8 +7,8 @@ use core::future::Future;
 use core::marker::PhantomData;
 use std::sync::Arc;
 
-use super::error::{BuildError, BuildProblem, InputError};
-use super::graph::{
+use crate::error::{BuildError, BuildProblem, InputError};
+use crate::graph::{
     base_name, index, next_builder_id, Call, DepTable, Graph, GraphInner, Job, Kind, Names, Node,
     TaskOptions, TypeInfo, Value, Work,
 };
@@ -17,7 +17,7 @@ use super::graph::{
 /// ([`GraphBuilder::add`] and friends), whose value is a `T`.
 ///
 /// Use it as an input of later tasks and to read the task's value from a run's
-/// [`Report`](super::Report::get). A handle knows the builder it comes from: given to another
+/// [`Report`](crate::Report::get). A handle knows the builder it comes from: given to another
 /// builder or to the report of another graph, it is an error, never a wrong value.
 pub struct Handle<T> {
     pub(crate) builder: u64,
@@ -82,7 +82,7 @@ pub trait Deps: sealed::Deps {
 }
 
 mod sealed {
-    use super::Value;
+    use crate::Value;
 
     pub trait Deps {
         /// Each handle's builder and node, in order.
@@ -94,7 +94,7 @@ mod sealed {
             values: &mut dyn ExactSizeIterator<Item = &Value>,
         ) -> Result<Self::Values, (usize, &'static str)>
         where
-            Self: super::Deps;
+            Self: crate::Deps;
     }
 }
 
@@ -232,7 +232,7 @@ where
 /// `#3`, ..; [`rename`](GraphBuilder::rename) changes it.
 ///
 /// ```
-/// use dag_runtime::engine::GraphBuilder;
+/// use dagjoin::runtime::GraphBuilder;
 ///
 /// async fn fetch(id: u32) -> String {
 ///     format!("user{id}")
@@ -333,7 +333,7 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
     }
 
     /// Adds a task that runs the synchronous (CPU-bound or blocking) function `f` on tokio's
-    /// blocking pool, within [`RunOptions::max_blocking`](super::RunOptions), so it never
+    /// blocking pool, within [`RunOptions::max_blocking`](crate::RunOptions), so it never
     /// stalls the async tasks. Otherwise like [`add`](GraphBuilder::add).
     pub fn add_blocking<F, D, T>(&mut self, f: F, deps: D) -> Handle<T>
     where

@@ -27,15 +27,15 @@ use std::sync::Arc;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::{sleep, Instant, Sleep};
 
-use super::error::{Panicked, TimedOut};
-use super::executor::{AttemptKey, Executor, Local, Running};
-use super::graph::{index, Call, Graph, GraphInner, Kind, Outcome, Value};
-use super::report::{Origin, Phase, Report, RunId, Status, TaskState};
+use crate::error::{Panicked, TimedOut};
+use crate::executor::{AttemptKey, Executor, Local, Running};
+use crate::graph::{index, Call, Graph, GraphInner, Kind, Outcome, Value};
+use crate::report::{Origin, Phase, Report, RunId, Status, TaskState};
 
 /// Options of a run: limits on the tasks in flight, and fail-fast.
 ///
 /// ```
-/// use dag_runtime::engine::RunOptions;
+/// use dagjoin::runtime::RunOptions;
 ///
 /// let options = RunOptions::new().max_in_flight(8).max_blocking(2).fail_fast(true);
 /// assert_eq!(options.max_in_flight, Some(8));
@@ -107,7 +107,7 @@ impl<P: Send + Sync + 'static> Graph<P> {
     }
 }
 
-/// What a rerun starts from ([`Again`](super::Again)): which tasks run, and the values of
+/// What a rerun starts from ([`Again`](crate::Again)): which tasks run, and the values of
 /// those that do not.
 pub(crate) struct Plan {
     pub runs: Vec<bool>,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Counter;
-use dag_runtime::engine::{
+use dagjoin::runtime::{
     AgainError, Graph, GraphBuilder, NamedGraphBuilder, Report, RunOptions, Status,
 };
 

@@ -10,14 +10,14 @@ use core::time::Duration;
 use std::error::Error;
 use std::sync::Arc;
 
-use super::report::Status;
+use crate::report::Status;
 
-/// Why [`GraphBuilder::build`](super::GraphBuilder::build) or
-/// [`NamedGraphBuilder::build`](super::NamedGraphBuilder::build) refused a graph: every
+/// Why [`GraphBuilder::build`](crate::GraphBuilder::build) or
+/// [`NamedGraphBuilder::build`](crate::NamedGraphBuilder::build) refused a graph: every
 /// problem found, in a deterministic order.
 ///
 /// ```
-/// use dag_runtime::engine::NamedGraphBuilder;
+/// use dagjoin::runtime::NamedGraphBuilder;
 ///
 /// let mut builder = NamedGraphBuilder::new();
 /// for name in ["a", "b", "c"] {
@@ -142,7 +142,7 @@ impl fmt::Display for BuildProblem {
     }
 }
 
-/// Why [`Inputs`](super::Inputs) could not give a task the input it asked for.
+/// Why [`Inputs`](crate::Inputs) could not give a task the input it asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InputError {
@@ -201,7 +201,7 @@ impl fmt::Display for InputError {
 
 impl Error for InputError {}
 
-/// Why a [`Report`](super::Report) or a [`Graph`](super::Graph) could not give what was asked.
+/// Why a [`Report`](crate::Report) or a [`Graph`](crate::Graph) could not give what was asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ValueError {
@@ -268,7 +268,7 @@ impl fmt::Display for ValueError {
 impl Error for ValueError {}
 
 /// The outcome of a run in which tasks failed: every failed task with its error, in the
-/// order of the graph. From [`Report::check`](super::Report::check).
+/// order of the graph. From [`Report::check`](crate::Report::check).
 ///
 /// `Display` lists them all: ``2 tasks failed: `a`: disk full; `c`: timed out after 1s``.
 #[derive(Clone)]
@@ -325,8 +325,8 @@ impl Error for RunError {
     }
 }
 
-/// Why a rerun ([`Graph::again`](super::Graph::again)) or a replacement
-/// ([`Graph::replace`](super::Graph::replace)) was refused; nothing has run.
+/// Why a rerun ([`Graph::again`](crate::Graph::again)) or a replacement
+/// ([`Graph::replace`](crate::Graph::replace)) was refused; nothing has run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AgainError {
@@ -404,7 +404,7 @@ impl Error for AgainError {}
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// use dag_runtime::engine::{GraphBuilder, Panicked};
+/// use dagjoin::runtime::{GraphBuilder, Panicked};
 ///
 /// async fn divide(x: u32) -> u32 {
 ///     100 / x
@@ -450,7 +450,7 @@ impl fmt::Display for Panicked {
 impl Error for Panicked {}
 
 /// The error of an attempt that took longer than its
-/// [`TaskOptions::timeout`](super::TaskOptions::timeout).
+/// [`TaskOptions::timeout`](crate::TaskOptions::timeout).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimedOut {
     pub(crate) after: Duration,

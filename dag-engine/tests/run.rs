@@ -8,14 +8,14 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::{ms, Counter, DropGuard, Log};
-use dag_runtime::engine::{
+use dagjoin::runtime::{
     GraphBuilder, NamedGraphBuilder, Panicked, RunOptions, Status, TaskOptions, TimedOut,
 };
 use tokio::time::sleep;
 
 /// Two failures in different branches, descendants of each, a task below both, and
 /// independent tasks, as a named graph; `called` counts the calls of every task.
-fn two_failures(called: &Counter) -> dag_runtime::engine::Graph<Log> {
+fn two_failures(called: &Counter) -> dagjoin::runtime::Graph<Log> {
     let mut builder = NamedGraphBuilder::with_param();
     let mut task = |name: &'static str, ms: u64, fails: bool| {
         let called = called.clone();

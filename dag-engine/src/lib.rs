@@ -19,7 +19,7 @@
 //!   [`Graph::replace`] swaps a task's function.
 //!
 //! ```
-//! use dag_runtime::engine::{GraphBuilder, Status};
+//! use dagjoin::runtime::{GraphBuilder, Status};
 //! use std::time::Duration;
 //! use tokio::time::sleep;
 //!

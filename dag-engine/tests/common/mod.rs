@@ -130,7 +130,7 @@ pub const SEED_STARTS: [(&str, u64); 6] = [
 ];
 
 /// Checks a seed run's report against the earliest times and the critical path.
-pub fn check_seed_report(report: &dag_runtime::engine::Report, log: &Log) {
+pub fn check_seed_report(report: &dagjoin::runtime::Report, log: &Log) {
     report.check().unwrap();
     assert_eq!(report.makespan(), Duration::from_millis(1200));
     for (name, start) in SEED_STARTS {
