@@ -1,7 +1,7 @@
 //! The engine's errors: building a graph ([`BuildError`]), reading a task's inputs
 //! ([`InputError`]) and a run's values ([`ValueError`]), a run's failed tasks ([`RunError`]),
-//! planning a rerun ([`AgainError`]), and the errors a task fails with when it panics
-//! ([`Panicked`]) or takes too long ([`TimedOut`]).
+//! planning a run ([`PlanError`]), and the errors an attempt ends with when it panics
+//! ([`Panicked`]), takes too long ([`TimedOut`]) or is stopped from outside ([`Cancelled`]).
 //!
 //! Messages follow rustc's voice: lowercase, no final period, names in backticks.
 
@@ -10,7 +10,7 @@ use core::time::Duration;
 use std::error::Error;
 use std::sync::Arc;
 
-use crate::report::Status;
+use crate::id::Status;
 
 /// Why [`GraphBuilder::build`](crate::GraphBuilder::build) or
 /// [`NamedGraphBuilder::build`](crate::NamedGraphBuilder::build) refused a graph: every
@@ -98,6 +98,16 @@ pub enum BuildProblem {
         /// The name (`param` for the parameter).
         name: String,
     },
+    /// A task added with [`GraphBuilder::add`](crate::GraphBuilder::add) (or
+    /// `add_blocking`) returns a `Result`: an `Err` would be its value, a completed task. Add
+    /// it with `try_add` (or `try_add_blocking`) so that an `Err` fails it; to keep a `Result`
+    /// as a value, wrap it in a type of your own.
+    ResultValue {
+        /// The task.
+        task: String,
+        /// The `Result` type.
+        output: &'static str,
+    },
     /// Tasks depend on each other in a cycle: `path` starts and ends with the same task and
     /// each task in it depends on the next.
     Cycle {
@@ -128,6 +138,12 @@ impl fmt::Display for BuildProblem {
                 "task `{task}` depends on `{dependency}`, which is not a task"
             ),
             Self::NotATask { name } => write!(f, "options are given for `{name}`, not a task"),
+            Self::ResultValue { task, output } => write!(
+                f,
+                "task `{task}` returns a `{output}` but was added with `add`, so an `Err` would \
+                 be a completed value; add it with `try_add` (or `try_add_blocking`) so that an \
+                 `Err` fails the task"
+            ),
             Self::Cycle { path } => {
                 f.write_str("dependency cycle: ")?;
                 for (i, name) in path.iter().enumerate() {
@@ -270,7 +286,22 @@ impl Error for ValueError {}
 /// The outcome of a run in which tasks failed: every failed task with its error, in the
 /// order of the graph. From [`Report::check`](crate::Report::check).
 ///
-/// `Display` lists them all: ``2 tasks failed: `a`: disk full; `c`: timed out after 1s``.
+/// With one failure, `Display` names the task and [`source`](Error::source) is its error, so
+/// `{:#}` (and anyhow's "Caused by") shows ``task `fetch` failed: connection refused``. With
+/// several, `Display` lists each task with its own error chain and there is no single source:
+/// ``2 tasks failed: `left` (disk full), `right` (network down)``.
+///
+/// ```
+/// use dagjoin::runtime::GraphBuilder;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let mut g = GraphBuilder::<()>::new();
+/// g.named("fetch").try_add(|| async { anyhow::bail!("connection refused") as anyhow::Result<u32> }, ());
+/// let error = g.build().unwrap().run(()).await.check().unwrap_err();
+/// assert_eq!(error.to_string(), "task `fetch` failed");
+/// assert_eq!(format!("{:#}", anyhow::Error::new(error)), "task `fetch` failed: connection refused");
+/// # });
+/// ```
 #[derive(Clone)]
 pub struct RunError {
     failures: Vec<(Arc<str>, Arc<anyhow::Error>)>,
@@ -292,15 +323,15 @@ impl RunError {
 
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let [(name, error)] = &*self.failures {
-            return write!(f, "task `{name}` failed: {error:#}");
+        if let [(name, _)] = &*self.failures {
+            return write!(f, "task `{name}` failed");
         }
         write!(f, "{} tasks failed: ", self.failures.len())?;
         for (i, (name, error)) in self.failures.iter().enumerate() {
             if i > 0 {
-                f.write_str("; ")?;
+                f.write_str(", ")?;
             }
-            write!(f, "`{name}`: {error:#}")?;
+            write!(f, "`{name}` ({error:#})")?;
         }
         Ok(())
     }
@@ -319,17 +350,21 @@ impl fmt::Debug for RunError {
 }
 
 impl Error for RunError {
+    /// The failed task's error when one task failed; `None` with several (each is in the
+    /// message).
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        let (_, error) = self.failures.first()?;
-        Some(AsRef::<dyn Error>::as_ref(&**error))
+        match &*self.failures {
+            [(_, error)] => Some(AsRef::<dyn Error>::as_ref(&**error)),
+            _ => None,
+        }
     }
 }
 
-/// Why a rerun ([`Graph::again`](crate::Graph::again)) or a replacement
-/// ([`Graph::replace`](crate::Graph::replace)) was refused; nothing has run.
+/// Why a run's plan ([`Graph::plan`](crate::Graph::plan), [`Graph::again`](crate::Graph::again))
+/// or a replacement ([`Graph::replace`](crate::Graph::replace)) was refused; nothing has run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum AgainError {
+pub enum PlanError {
     /// The report comes from a run of a graph with another structure.
     ForeignReport {
         /// The id of the report's graph.
@@ -365,7 +400,7 @@ pub enum AgainError {
     },
 }
 
-impl fmt::Display for AgainError {
+impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ForeignReport {
@@ -398,7 +433,7 @@ impl fmt::Display for AgainError {
     }
 }
 
-impl Error for AgainError {}
+impl Error for PlanError {}
 
 /// The error of a task that panicked: the panic's message.
 ///
@@ -470,3 +505,28 @@ impl fmt::Display for TimedOut {
 }
 
 impl Error for TimedOut {}
+
+/// The error of an attempt that was stopped from outside: its executor's task was aborted or
+/// its runtime shut down. Such a task is [`Status::Cancelled`], not failed: it is not retried,
+/// and its descendants are skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cancelled {
+    reason: &'static str,
+}
+
+impl Cancelled {
+    /// An attempt its executor stopped (an aborted task, a runtime shutting down).
+    pub fn by_executor() -> Self {
+        Self {
+            reason: "its executor stopped it",
+        }
+    }
+}
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cancelled: {}", self.reason)
+    }
+}
+
+impl Error for Cancelled {}

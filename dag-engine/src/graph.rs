@@ -6,40 +6,16 @@
 
 use core::any::{type_name, Any, TypeId};
 use core::fmt;
-use core::future::Future;
 use core::marker::PhantomData;
-use core::pin::Pin;
-use core::time::Duration;
+use core::panic::Location;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::error::ValueError;
-use crate::typed::Handle;
-
-/// A task's result, type-erased: what the engine stores and hands to the tasks that use it.
-///
-/// Typed access goes through [`Report::get`](crate::Report::get),
-/// [`Report::value`](crate::Report::value) and [`Inputs`](crate::Inputs); a reused result is
-/// this same `Arc`, never a copy.
-pub type Value = Arc<dyn Any + Send + Sync>;
-
-/// The outcome of one attempt of a task.
-pub(crate) type Outcome = Result<Value, anyhow::Error>;
-
-/// An attempt of an async task: its future, boxed.
-pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
-
-/// An attempt of a blocking task: the closure to run on the blocking pool.
-pub(crate) type BoxBlocking = Box<dyn FnOnce() -> Outcome + Send>;
-
-/// What one attempt of a task runs, produced by its [`Work`] from its inputs.
-pub(crate) enum Job {
-    /// Polled on the run's own task.
-    Async(BoxFuture),
-    /// Run on a thread of the blocking pool.
-    Blocking(BoxBlocking),
-}
+use crate::executor::{Executor, Executors, Job, Value};
+use crate::id::Handle;
+use crate::options::TaskOptions;
 
 /// A task's function, type-erased: turns the task's inputs into the job of one attempt.
 ///
@@ -76,15 +52,6 @@ impl Work {
             Self::Shared(work) => work(call),
         }
     }
-}
-
-/// Where a task runs: decides which queue and which limit of the scheduler it goes through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// On the run's own task, within [`RunOptions::max_in_flight`](crate::RunOptions).
-    Async,
-    /// On tokio's blocking pool, within [`RunOptions::max_blocking`](crate::RunOptions).
-    Blocking,
 }
 
 /// What a task's [`Work`] sees of the run: the graph, which task it is, and every node's value
@@ -133,88 +100,13 @@ impl TypeInfo {
     }
 }
 
-/// Per-task options: a timeout for each attempt, and retries with a doubling backoff.
-///
-/// A failed attempt (an error, a panic, a timeout) is retried up to `retries` times; the
-/// first retry waits `backoff`, each further one twice as long as the one before. The task
-/// keeps its place among the tasks in flight while it waits. Timeouts and a non-zero backoff
-/// use tokio's timer, so they need a tokio runtime with time enabled.
-///
-/// A timed-out async attempt is dropped. A blocking attempt's timeout counts from the moment
-/// it is handed to the blocking pool; if it has not started by then it is aborted, but a
-/// closure that is already running cannot be stopped: it runs to its end on its thread, its
-/// result is dropped, and it no longer counts towards
-/// [`RunOptions::max_blocking`](crate::RunOptions::max_blocking).
-///
-/// ```
-/// use dagjoin::runtime::TaskOptions;
-/// use std::time::Duration;
-///
-/// let options = TaskOptions::new()
-///     .timeout(Duration::from_secs(5))
-///     .retries(2)
-///     .backoff(Duration::from_millis(100));
-/// assert_eq!(options.retries, 2);
-/// assert_eq!(TaskOptions::default(), TaskOptions::new());
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TaskOptions {
-    /// The longest an attempt may take; `None` (the default) waits forever.
-    pub timeout: Option<Duration>,
-    /// How many times a failed attempt is retried (default 0).
-    pub retries: u32,
-    /// The wait before the first retry, doubled before each further one (default zero).
-    pub backoff: Duration,
-}
-
-impl TaskOptions {
-    /// No timeout, no retries.
-    pub const fn new() -> Self {
-        Self {
-            timeout: None,
-            retries: 0,
-            backoff: Duration::ZERO,
-        }
-    }
-
-    /// Sets the timeout of each attempt.
-    #[must_use]
-    pub const fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Sets how many times a failed attempt is retried.
-    #[must_use]
-    pub const fn retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
-        self
-    }
-
-    /// Sets the wait before the first retry (doubled before each further one).
-    #[must_use]
-    pub const fn backoff(mut self, backoff: Duration) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// The wait before attempt `attempt` (2 or more): `backoff * 2^(attempt - 2)`, saturating.
-    pub(crate) fn backoff_before(&self, attempt: u32) -> Duration {
-        match 2_u32.checked_pow(attempt.saturating_sub(2)) {
-            Some(factor) => self.backoff.saturating_mul(factor),
-            None if self.backoff.is_zero() => Duration::ZERO,
-            None => Duration::MAX,
-        }
-    }
-}
-
 /// A node of a frozen graph. Its name and dependencies are in the [`GraphInner`]'s tables.
 #[derive(Clone)]
 pub(crate) struct Node {
     /// `None` for the parameter only.
     pub work: Option<Work>,
-    pub kind: Kind,
+    /// Its executor's index in the graph's [`Executors`].
+    pub executor: u16,
     pub options: TaskOptions,
     /// The type of the task's value.
     pub output: TypeInfo,
@@ -225,7 +117,7 @@ impl Node {
     pub fn param<P: Any>() -> Self {
         Self {
             work: None,
-            kind: Kind::Async,
+            executor: crate::executor::INLINE,
             options: TaskOptions::new(),
             output: TypeInfo::of::<P>(),
         }
@@ -303,9 +195,19 @@ impl NameTable {
     }
 
     /// Names the next node `base`, or `base#suffix` from suffix 2 on.
-    fn push_derived(&mut self, base: &str, suffix: u32) {
+    fn push_derived(&mut self, base: Base, suffix: u32) {
         let span = self.append(|text| {
-            text.push_str(base);
+            match base {
+                Base::Function(name) => text.push_str(name),
+                Base::Site(site) => {
+                    text.push_str("closure@");
+                    text.push_str(site.file());
+                    text.push(':');
+                    push_decimal(text, site.line());
+                    text.push(':');
+                    push_decimal(text, site.column());
+                }
+            }
             if suffix > 1 {
                 text.push('#');
                 push_decimal(text, suffix);
@@ -384,9 +286,11 @@ pub(crate) struct GraphInner {
     succ: Box<[u32]>,
     /// For each node, how many of its inputs are tasks (all but uses of the parameter).
     pub initial_missing: Box<[u32]>,
-    /// Each node's kind, apart from the rest of the node: the scheduler reads it for each
+    /// Each node's executor, apart from the rest of the node: the scheduler reads it for each
     /// task that becomes ready, in no particular order.
-    kinds: Box<[Kind]>,
+    placements: Box<[u16]>,
+    /// The executors tasks run on, by index.
+    pub executors: Executors,
     /// Task names to nodes (the parameter is not in it), made on the first lookup by name.
     index: OnceLock<HashMap<Box<str>, u32>>,
 }
@@ -394,7 +298,13 @@ pub(crate) struct GraphInner {
 impl GraphInner {
     /// Freezes `nodes` (node 0 the parameter, every dependency an existing node, names
     /// unique) with their names and dependencies.
-    pub fn new(id: u64, nodes: Vec<Node>, names: NameTable, deps: DepTable) -> Self {
+    pub fn new(
+        id: u64,
+        nodes: Vec<Node>,
+        names: NameTable,
+        deps: DepTable,
+        executors: Executors,
+    ) -> Self {
         let n = nodes.len();
         assert!(
             u32::try_from(n).is_ok() && names.len() == n && deps.len() == n,
@@ -426,7 +336,8 @@ impl GraphInner {
         }
         Self {
             id,
-            kinds: nodes.iter().map(|node| node.kind).collect(),
+            placements: nodes.iter().map(|node| node.executor).collect(),
+            executors,
             nodes: nodes.into_boxed_slice(),
             names,
             deps,
@@ -437,11 +348,12 @@ impl GraphInner {
         }
     }
 
-    /// The same structure with other task functions.
-    pub fn with_nodes(&self, nodes: Box<[Node]>) -> Self {
+    /// The same structure with other task functions (and executors).
+    pub fn with_nodes(&self, nodes: Box<[Node]>, executors: Executors) -> Self {
         Self {
             id: self.id,
-            kinds: nodes.iter().map(|node| node.kind).collect(),
+            placements: nodes.iter().map(|node| node.executor).collect(),
+            executors,
             nodes,
             names: self.names.clone(),
             deps: self.deps.clone(),
@@ -452,9 +364,14 @@ impl GraphInner {
         }
     }
 
-    /// Where task `v` runs.
-    pub fn kind(&self, v: u32) -> Kind {
-        self.kinds[v as usize]
+    /// The index of task `v`'s executor.
+    pub fn placement(&self, v: u32) -> u16 {
+        self.placements[v as usize]
+    }
+
+    /// Task `v`'s executor.
+    pub fn executor(&self, v: u32) -> &Arc<dyn Executor> {
+        self.executors.get(self.placement(v))
     }
 
     /// The nodes task `v` takes the values of, in order (repeats allowed).
@@ -600,14 +517,30 @@ impl<P> fmt::Debug for Graph<P> {
     }
 }
 
-/// The name a typed task gets from its function's type: the last path segment of a function
-/// item (`fast_task_c`), `task` for closures and everything else.
+/// What a typed task's default name is made from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Base {
+    /// The last path segment of a function item's name (`fast_task_c`).
+    Function(&'static str),
+    /// Where a closure (or anything else without a name) was added: `closure@src/main.rs:7:21`.
+    Site(&'static Location<'static>),
+}
+
+impl Base {
+    /// The base name of a task running `F`, added at `site`.
+    pub fn of<F>(site: &'static Location<'static>) -> Self {
+        function_name::<F>().map_or(Self::Site(site), Self::Function)
+    }
+}
+
+/// The last path segment of a function item's type name (`fast_task_c`); `None` for closures
+/// and everything else.
 ///
 /// Reads the type's name from its end, so a long path costs only its last segment.
-pub(crate) fn base_name<F>() -> &'static str {
+fn function_name<F>() -> Option<&'static str> {
     let full = type_name::<F>();
     if full.starts_with(['(', '[', '&', '*']) || full.starts_with("fn(") {
-        return "task";
+        return None;
     }
     // Skip trailing generic arguments (which may hold `::` and `->` too), then take the segment
     // before them back to the last `::`.
@@ -636,11 +569,7 @@ pub(crate) fn base_name<F>() -> &'static str {
         start -= 1;
     }
     let segment = &full[start..end];
-    if is_identifier(segment) {
-        segment
-    } else {
-        "task"
-    }
+    is_identifier(segment).then_some(segment)
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -652,16 +581,17 @@ fn is_identifier(s: &str) -> bool {
 
 /// Unique names for typed tasks: `name`, then `name#2`, `name#3`, ...
 ///
-/// Derived names cannot collide with each other (a base name is an identifier, without `#`),
-/// so the set of all names, needed to check renames, is only made by the first rename.
+/// Derived names cannot collide with each other (a function's name is an identifier, without
+/// `#` or `@`; a site is unique), so the set of all names, needed to check renames, is only
+/// made by the first rename.
 #[derive(Debug)]
 pub(crate) struct Names {
     table: NameTable,
     /// The next suffix to try for each base name (absent: the base name itself).
-    next_suffix: HashMap<&'static str, u32>,
+    next_suffix: HashMap<Base, u32>,
     /// The base name of the last derived name and its next suffix, not yet in `next_suffix`:
     /// tasks added in a loop share their function, and skip the hash map.
-    last: Option<(&'static str, u32)>,
+    last: Option<(Base, u32)>,
     /// Every task's name, from the first rename on.
     taken: Option<HashMap<Box<str>, u32>>,
 }
@@ -678,15 +608,15 @@ impl Names {
     }
 
     /// Names the next node with a new unique name derived from `base`.
-    pub fn derive(&mut self, base: &'static str) {
+    pub fn derive(&mut self, base: Base) {
         let v = index(self.table.len());
         let mut next = match self.last {
-            Some((last, next)) if core::ptr::eq(last, base) => next,
+            Some((last, next)) if last == base => next,
             _ => {
                 if let Some((last, next)) = self.last.take() {
                     self.next_suffix.insert(last, next);
                 }
-                self.next_suffix.remove(base).unwrap_or(1)
+                self.next_suffix.remove(&base).unwrap_or(1)
             }
         };
         loop {
@@ -740,15 +670,15 @@ mod tests {
     fn generic<T>(_: T) {}
 
     fn name_of<F>(_: &F) -> &'static str {
-        base_name::<F>()
+        function_name::<F>().unwrap_or("(none)")
     }
 
     #[test]
     fn names_from_function_types() {
         assert_eq!(name_of(&fast_task_c), "fast_task_c");
         assert_eq!(name_of(&generic::<Vec<String>>), "generic");
-        assert_eq!(name_of(&|x: u32| x), "task");
-        assert_eq!(name_of(&(fast_task_c as fn(u32) -> _)), "task");
+        assert_eq!(name_of(&|x: u32| x), "(none)");
+        assert_eq!(name_of(&(fast_task_c as fn(u32) -> _)), "(none)");
         assert_eq!(name_of(&u32::to_string), "to_string");
         assert_eq!(name_of(&generic::<fn(u8) -> u8>), "generic");
         assert_eq!(name_of(&generic::<(u8, [u8; 2])>), "generic");
@@ -759,30 +689,30 @@ mod tests {
     #[test]
     fn names_are_made_unique() {
         let mut names = Names::new();
-        names.derive("a");
+        names.derive(Base::Function("a"));
         assert_eq!(names.get(1), "a");
-        names.derive("a");
+        names.derive(Base::Function("a"));
         assert_eq!(names.get(2), "a#2");
         assert!(names.rename(2, "a#3"));
         assert_eq!(names.get(2), "a#3");
         // Suffixes only go up: a name a task had is not given to another.
-        names.derive("a");
+        names.derive(Base::Function("a"));
         assert_eq!(names.get(3), "a#4");
-        names.derive("b");
-        names.derive("a");
+        names.derive(Base::Function("b"));
+        names.derive(Base::Function("a"));
         assert_eq!(names.get(5), "a#5");
         assert!(!names.rename(5, "a"));
         assert!(names.rename(1, "a"));
         // A name taken by a rename is skipped.
         assert!(names.rename(4, "b#2"));
-        names.derive("b");
+        names.derive(Base::Function("b"));
         assert_eq!(names.get(6), "b#3");
         assert_eq!(names.get(0), "param");
         // Suffixes of several bases interleaved, each counted on its own.
-        names.derive("a");
-        names.derive("c");
-        names.derive("a");
-        names.derive("c");
+        names.derive(Base::Function("a"));
+        names.derive(Base::Function("c"));
+        names.derive(Base::Function("a"));
+        names.derive(Base::Function("c"));
         let got: Vec<_> = (7..11).map(|v| names.get(v)).collect();
         assert_eq!(got, ["a#6", "c", "a#7", "c#2"]);
         let mut text = String::new();
@@ -800,14 +730,5 @@ mod tests {
         let deps = vec![vec![1], vec![2], vec![0], vec![3], vec![0]];
         assert_eq!(cycles(&deps), vec![vec![0, 1, 2, 0], vec![3, 3]]);
         assert!(cycles(&[vec![], vec![0]]).is_empty());
-    }
-
-    #[test]
-    fn backoff_doubles() {
-        let options = TaskOptions::new().backoff(Duration::from_millis(10));
-        assert_eq!(options.backoff_before(2), Duration::from_millis(10));
-        assert_eq!(options.backoff_before(3), Duration::from_millis(20));
-        assert_eq!(options.backoff_before(5), Duration::from_millis(80));
-        assert_eq!(options.backoff_before(200), Duration::MAX);
     }
 }

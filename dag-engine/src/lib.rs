@@ -53,21 +53,37 @@
 //! A run is lazy, like any future, and dropping it cancels it. Timeouts, retry backoffs and
 //! blocking tasks use tokio; a graph of async tasks without them runs on any executor.
 
-mod again;
 mod error;
+mod event;
 mod executor;
 mod graph;
+mod id;
+mod live;
 mod named;
+mod options;
+mod plan;
 mod report;
 mod run;
+mod scope;
+mod state;
 mod typed;
 
-pub use again::Again;
 pub use error::{
-    AgainError, BuildError, BuildProblem, InputError, Panicked, RunError, TimedOut, ValueError,
+    BuildError, BuildProblem, Cancelled, InputError, Panicked, PlanError, RunError, TimedOut,
+    ValueError,
 };
-pub use graph::{Graph, TaskOptions, Value};
+pub use event::{Event, EventKind, Events};
+pub use executor::{
+    BlockingPool, BoxBlocking, BoxFuture, Executor, Inline, Job, Outcome, Placement, Running,
+    Spawned, Value,
+};
+pub use graph::Graph;
+pub use id::{Attempt, AttemptKey, Handle, InvalidRunKey, RunKey, Status, TaskState};
+pub use live::{RunStatus, Snapshot, TaskSnapshot};
 pub use named::{Inputs, NamedGraphBuilder};
-pub use report::{AttemptId, Report, RunId, Status, TaskReport};
-pub use run::{Run, RunOptions};
-pub use typed::{Deps, GraphBuilder, Handle, TaskFn};
+pub use options::{CancelHandle, RunOptions, TaskOptions};
+pub use plan::Plan;
+pub use report::{Report, TaskReport};
+pub use run::Run;
+pub use scope::current_attempt;
+pub use typed::{Deps, GraphBuilder, TaskBuilder, TaskFn};

@@ -9,13 +9,14 @@ use core::marker::PhantomData;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::error::{BuildError, BuildProblem, InputError};
 use dag_cycles::cycles;
 
+use crate::error::{BuildError, BuildProblem, InputError};
+use crate::executor::{Executors, Job, Placement, Value};
 use crate::graph::{
-    index, next_builder_id, Call, DepTable, Graph, GraphInner, Job, Kind, NameTable, Node,
-    TaskOptions, TypeInfo, Value, Work,
+    index, next_builder_id, Call, DepTable, Graph, GraphInner, NameTable, Node, TypeInfo, Work,
 };
+use crate::options::TaskOptions;
 
 /// Builds a [`Graph`] from task names mapped to functions and names mapped to dependency names.
 ///
@@ -63,7 +64,7 @@ pub struct NamedGraphBuilder<P = ()> {
 struct Spec {
     name: Arc<str>,
     work: Work,
-    kind: Kind,
+    placement: Placement,
     output: TypeInfo,
 }
 
@@ -103,7 +104,24 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
         Fut: Future<Output = anyhow::Result<V>> + Send + 'static,
         V: Send + Sync + 'static,
     {
-        self.push(name.into(), async_work(f), Kind::Async, TypeInfo::of::<V>())
+        self.task_on(name, Placement::Inline, f)
+    }
+
+    /// Adds task `name`, which runs `f` on `placement` (for example
+    /// [`Placement::Spawned`], so that it may use another core); its value is the `Ok` value
+    /// of the future `f` returns.
+    pub fn task_on<F, Fut, V>(
+        &mut self,
+        name: impl Into<String>,
+        placement: Placement,
+        f: F,
+    ) -> &mut Self
+    where
+        F: Fn(Inputs) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<V>> + Send + 'static,
+        V: Send + Sync + 'static,
+    {
+        self.push(name.into(), async_work(f), placement, TypeInfo::of::<V>())
     }
 
     /// Adds task `name`, which runs the synchronous (CPU-bound or blocking) function `f` on
@@ -116,7 +134,7 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
         self.push(
             name.into(),
             blocking_work(f),
-            Kind::Blocking,
+            Placement::Blocking,
             TypeInfo::of::<V>(),
         )
     }
@@ -159,12 +177,13 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
         } = self;
         let mut nodes = Vec::with_capacity(tasks.len() + 1);
         let mut names = NameTable::new();
+        let mut executors = Executors::new();
         nodes.push(Node::param::<P>());
         for spec in tasks {
             names.push(&spec.name);
             nodes.push(Node {
                 work: Some(spec.work),
-                kind: spec.kind,
+                executor: executors.index(&spec.placement),
                 options: TaskOptions::new(),
                 output: spec.output,
             });
@@ -211,10 +230,18 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
         for deps in dep_lists.into_iter().skip(1) {
             table.push(deps.into_iter().map(index));
         }
-        Ok(Graph::from_inner(GraphInner::new(id, nodes, names, table)))
+        Ok(Graph::from_inner(GraphInner::new(
+            id, nodes, names, table, executors,
+        )))
     }
 
-    fn push(&mut self, name: String, work: Work, kind: Kind, output: TypeInfo) -> &mut Self {
+    fn push(
+        &mut self,
+        name: String,
+        work: Work,
+        placement: Placement,
+        output: TypeInfo,
+    ) -> &mut Self {
         let name: Arc<str> = Arc::from(name);
         if self.by_name.contains_key(&name) {
             self.problems.push(BuildProblem::DuplicateTask {
@@ -225,7 +252,7 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
             self.tasks.push(Spec {
                 name,
                 work,
-                kind,
+                placement,
                 output,
             });
         }

@@ -4,165 +4,15 @@
 use core::any::{type_name, Any};
 use core::fmt;
 use core::time::Duration;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
 use crate::error::{RunError, ValueError};
-use crate::graph::{GraphInner, Value};
-use crate::typed::Handle;
-
-/// What became of a task in a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// It has a value: it ran and succeeded, or its value was reused from an earlier run or
-    /// marked done (see [`TaskReport::ran`]).
-    Completed,
-    /// Its last attempt failed: an error, a panic or a timeout.
-    Failed,
-    /// It was not called because a task it depends on, directly or not, failed
-    /// ([`TaskReport::skipped_because`] names that task).
-    Skipped,
-    /// It was running when the run stopped at a failure (fail-fast); it was dropped.
-    Cancelled,
-    /// It did not run: the run stopped first (fail-fast), or a rerun left it out.
-    NotRun,
-}
-
-impl Status {
-    /// `it ...`, for messages.
-    pub(crate) fn describe(self) -> &'static str {
-        match self {
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Skipped => "was skipped",
-            Self::Cancelled => "was cancelled",
-            Self::NotRun => "did not run",
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-            Self::Cancelled => "cancelled",
-            Self::NotRun => "not run",
-        })
-    }
-}
-
-/// The identity of a run, unique within the process: with a task's name and an attempt
-/// number it makes the key of an attempt ([`AttemptId`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RunId(u64);
-
-impl RunId {
-    pub(crate) fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// The number behind the id.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for RunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "run {}", self.0)
-    }
-}
-
-/// The key of one attempt of one task in one run: what an executor outside the process
-/// deduplicates by.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct AttemptId {
-    run: RunId,
-    task: Arc<str>,
-    attempt: u32,
-}
-
-impl AttemptId {
-    /// The run.
-    pub fn run(&self) -> RunId {
-        self.run
-    }
-
-    /// The task's name.
-    pub fn task(&self) -> &str {
-        &self.task
-    }
-
-    /// The attempt, from 1.
-    pub fn attempt(&self) -> u32 {
-        self.attempt
-    }
-}
-
-impl fmt::Display for AttemptId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}, task `{}`, attempt {}",
-            self.run, self.task, self.attempt
-        )
-    }
-}
-
-/// A task's state during a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Not started (waiting for inputs or a free slot, or not part of the run).
-    Waiting,
-    /// Started, not finished.
-    Running,
-    Done(Status),
-}
-
-/// Where a completed task's value comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Origin {
-    Ran,
-    Reused,
-    Marked,
-}
-
-/// What a run records of a task.
-#[derive(Debug)]
-pub(crate) struct TaskState {
-    pub phase: Phase,
-    pub origin: Origin,
-    pub error: Option<Arc<anyhow::Error>>,
-    pub skipped_because: Option<u32>,
-    pub start: Option<Instant>,
-    pub end: Option<Instant>,
-    pub attempts: u32,
-}
-
-impl TaskState {
-    pub const NEW: Self = Self {
-        phase: Phase::Waiting,
-        origin: Origin::Ran,
-        error: None,
-        skipped_because: None,
-        start: None,
-        end: None,
-        attempts: 0,
-    };
-
-    fn status(&self) -> Status {
-        match self.phase {
-            Phase::Waiting => Status::NotRun,
-            Phase::Running => Status::Cancelled,
-            Phase::Done(status) => status,
-        }
-    }
-}
+use crate::executor::Value;
+use crate::graph::{index, GraphInner};
+use crate::id::{AttemptKey, Handle, RunKey, Status};
+use crate::state::{Origin, TaskRecord};
 
 /// What a run did: for every task its [`Status`], its value or error, why it was skipped,
 /// when it started and finished, and how many attempts it took; the run's makespan and
@@ -172,20 +22,23 @@ impl TaskState {
 /// while the report keeps every value that was computed. Read values with
 /// [`get`](Report::get) (typed handles) or [`value`](Report::value) (names). Times are
 /// [`tokio::time::Instant`]s, so they are exact under `tokio::time::pause()`.
+///
+/// The report is made of the records the run's transitions wrote, one per task: the same
+/// changes its events announce.
 pub struct Report {
     pub(crate) graph: Arc<GraphInner>,
-    pub(crate) run: RunId,
+    pub(crate) key: RunKey,
     /// Node 0 is the parameter.
     pub(crate) values: Box<[Option<Value>]>,
-    pub(crate) tasks: Box<[TaskState]>,
+    pub(crate) records: Box<[TaskRecord]>,
     pub(crate) started: Instant,
     pub(crate) finished: Instant,
 }
 
 impl Report {
-    /// The id of this run.
-    pub fn run_id(&self) -> RunId {
-        self.run
+    /// The key of this run.
+    pub fn run_key(&self) -> &RunKey {
+        &self.key
     }
 
     /// The value of the task behind `handle` (or the parameter).
@@ -239,13 +92,13 @@ impl Report {
     pub fn tasks(&self) -> impl ExactSizeIterator<Item = TaskReport<'_>> + '_ {
         (1..self.graph.len()).map(move |v| TaskReport {
             report: self,
-            node: crate::graph::index(v),
+            node: index(v),
         })
     }
 
     /// How many tasks ended with `status`.
     pub fn count(&self, status: Status) -> usize {
-        self.tasks[1..]
+        self.records[1..]
             .iter()
             .filter(|task| task.status() == status)
             .count()
@@ -258,17 +111,13 @@ impl Report {
     ///
     /// If a task failed.
     pub fn check(&self) -> Result<(), RunError> {
-        let failures: Vec<_> = self.tasks[1..]
+        let failures: Vec<_> = self.records[1..]
             .iter()
             .enumerate()
             .filter_map(|(i, task)| {
                 let error = task.error.as_ref()?;
-                (task.status() == Status::Failed).then(|| {
-                    (
-                        Arc::from(self.graph.name(crate::graph::index(i + 1))),
-                        error.clone(),
-                    )
-                })
+                (task.status() == Status::Failed)
+                    .then(|| (Arc::from(self.graph.name(index(i + 1))), error.clone()))
             })
             .collect();
         if failures.is_empty() {
@@ -301,26 +150,26 @@ impl Report {
     /// Of several tasks that finished last at the same instant, the path starts from the
     /// first that none of the others depends on.
     pub fn critical_path(&self) -> Vec<&str> {
-        let end = |v: usize| self.tasks[v].end;
-        let Some(last_end) = (1..self.tasks.len()).filter_map(end).max() else {
+        let end = |v: usize| self.records[v].end;
+        let Some(last_end) = (1..self.records.len()).filter_map(end).max() else {
             return Vec::new();
         };
-        let mut used_by_a_last = vec![false; self.tasks.len()];
-        for v in 1..self.tasks.len() {
+        let mut used_by_a_last = vec![false; self.records.len()];
+        for v in 1..self.records.len() {
             if end(v) == Some(last_end) {
-                for &d in self.graph.deps(crate::graph::index(v)) {
+                for &d in self.graph.deps(index(v)) {
                     used_by_a_last[d as usize] = true;
                 }
             }
         }
         let mut at =
-            (1..self.tasks.len()).find(|&v| end(v) == Some(last_end) && !used_by_a_last[v]);
+            (1..self.records.len()).find(|&v| end(v) == Some(last_end) && !used_by_a_last[v]);
         let mut path = Vec::new();
         while let Some(v) = at {
-            path.push(self.graph.name(crate::graph::index(v)));
+            path.push(self.graph.name(index(v)));
             at = self
                 .graph
-                .deps(crate::graph::index(v))
+                .deps(index(v))
                 .iter()
                 .map(|&d| d as usize)
                 .filter(|&d| d != 0)
@@ -351,7 +200,7 @@ impl Report {
             .as_ref()
             .ok_or_else(|| ValueError::NoValue {
                 task: self.graph.name(v).to_owned(),
-                status: self.tasks[v as usize].status(),
+                status: self.records[v as usize].status(),
             })?;
         value
             .downcast_ref::<T>()
@@ -366,7 +215,7 @@ impl Report {
 impl fmt::Debug for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Report")
-            .field("run", &self.run)
+            .field("run", &self.key)
             .field("makespan", &self.makespan())
             .field("tasks", &self.tasks().collect::<Vec<_>>())
             .finish_non_exhaustive()
@@ -381,8 +230,8 @@ pub struct TaskReport<'a> {
 }
 
 impl<'a> TaskReport<'a> {
-    fn state(&self) -> &'a TaskState {
-        &self.report.tasks[self.node as usize]
+    fn state(&self) -> &'a TaskRecord {
+        &self.report.records[self.node as usize]
     }
 
     /// The task's name.
@@ -436,14 +285,15 @@ impl<'a> TaskReport<'a> {
     }
 
     /// The keys of the task's attempts in this run, in order.
-    pub fn attempt_ids(&self) -> impl ExactSizeIterator<Item = AttemptId> + 'a {
-        let run = self.report.run;
+    pub fn attempt_keys(&self) -> impl ExactSizeIterator<Item = AttemptKey> + 'a {
+        let run = &self.report.key;
         let task: Arc<str> = Arc::from(self.report.graph.name(self.node));
-        (0..self.attempts()).map(move |i| AttemptId {
-            run,
-            task: task.clone(),
-            attempt: i + 1,
-        })
+        (0..self.attempts()).map(move |i| AttemptKey::new(run.clone(), task.clone(), i + 1))
+    }
+
+    /// The name of the executor the task runs on ([`Executor::name`](crate::Executor::name)).
+    pub fn executor(&self) -> &'a str {
+        self.report.graph.executor(self.node).name()
     }
 
     /// Whether the task was called in this run (its value was not reused or marked done).
@@ -456,9 +306,10 @@ impl<'a> TaskReport<'a> {
         self.status() == Status::Completed && self.state().origin == Origin::Reused
     }
 
-    /// Whether the task was marked done with a given value in a rerun.
+    /// Whether the task was marked done with a given value before the run
+    /// ([`Plan::mark_done`](crate::Plan::mark_done)).
     pub fn marked_done(&self) -> bool {
-        self.status() == Status::Completed && self.state().origin == Origin::Marked
+        self.status() == Status::Completed && self.state().origin == Origin::Given
     }
 }
 

@@ -2,16 +2,15 @@
 //!
 //! It keeps, per task, the number of inputs still missing; the graph keeps, per node, the
 //! tasks that use it. When a task completes, each user's count goes down by one, and a user
-//! whose count reaches zero joins the ready queue of its kind (async or blocking). Ready tasks
-//! start as long as their kind has a free slot. A failure walks the failed task's
-//! descendants once and marks them skipped. So a run costs O(tasks + edges), and a task
-//! starts in the same poll its last input arrives.
+//! whose count reaches zero joins the ready queue of its executor. Ready tasks start as long
+//! as their executor has room. A failure walks the failed task's descendants once and skips
+//! them. So a run costs O(tasks + edges), and a task starts in the same poll its last input
+//! arrives. Every change of a task's state goes through [`RunState::transition`]; the
+//! scheduler decides, the state records and tells.
 //!
-//! Async tasks are polled on the run's own future: once when they start, and if that first
-//! poll does not finish them, in a `FuturesUnordered`, which polls each once more when it
-//! enters and then only the ones that woke (a future must wake the waker of its latest poll,
-//! as the `Future` contract says, not only the first one it saw);
-//! blocking tasks run on tokio's blocking pool. Each in-flight item also carries its attempt's
+//! Attempts are started by their executor and polled here: once when they start, and if that
+//! first poll does not finish them, in a `FuturesUnordered`, which polls each once more when
+//! it enters and then only the ones that woke. Each in-flight item also carries its attempt's
 //! timeout, or the backoff before a retry, so the scheduler never polls on an interval.
 //! Every poll of a task runs inside `catch_unwind`: a panic fails the attempt.
 
@@ -25,78 +24,32 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::time::{sleep, Instant, Sleep};
+use tokio::time::{sleep, sleep_until, Instant, Sleep};
 
-use crate::error::{Panicked, TimedOut};
-use crate::executor::{AttemptKey, Executor, Local, Running};
-use crate::graph::{index, Call, Graph, GraphInner, Kind, Outcome, Value};
-use crate::report::{Origin, Phase, Report, RunId, Status, TaskState};
-
-/// Options of a run: limits on the tasks in flight, and fail-fast.
-///
-/// ```
-/// use dagjoin::runtime::RunOptions;
-///
-/// let options = RunOptions::new().max_in_flight(8).max_blocking(2).fail_fast(true);
-/// assert_eq!(options.max_in_flight, Some(8));
-/// assert_eq!(RunOptions::default(), RunOptions::new());
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RunOptions {
-    /// The most async tasks in flight at once (a task waiting to retry counts); `None` (the
-    /// default) for no limit. 0 counts as 1.
-    pub max_in_flight: Option<usize>,
-    /// The most blocking tasks in flight at once, apart from the async ones; `None` (the
-    /// default) leaves the limit to tokio's blocking pool. 0 counts as 1.
-    pub max_blocking: Option<usize>,
-    /// Stop at the first failure: cancel (drop) every task in flight and start no other.
-    /// `false` (the default) keeps going: only the failed task's descendants are skipped.
-    pub fail_fast: bool,
-}
-
-impl RunOptions {
-    /// No limits, keep going after failures.
-    pub const fn new() -> Self {
-        Self {
-            max_in_flight: None,
-            max_blocking: None,
-            fail_fast: false,
-        }
-    }
-
-    /// Sets the most async tasks in flight at once.
-    #[must_use]
-    pub const fn max_in_flight(mut self, limit: usize) -> Self {
-        self.max_in_flight = Some(limit);
-        self
-    }
-
-    /// Sets the most blocking tasks in flight at once.
-    #[must_use]
-    pub const fn max_blocking(mut self, limit: usize) -> Self {
-        self.max_blocking = Some(limit);
-        self
-    }
-
-    /// Sets whether the run stops at the first failure.
-    #[must_use]
-    pub const fn fail_fast(mut self, fail_fast: bool) -> Self {
-        self.fail_fast = fail_fast;
-        self
-    }
-}
+use crate::error::{Cancelled, Panicked, TimedOut};
+use crate::event::Events;
+use crate::executor::{Outcome, Running, Value, INLINE};
+use crate::graph::{index, Call, Graph, GraphInner};
+use crate::id::{Attempt, RunKey};
+use crate::live::RunStatus;
+use crate::options::{CancelHandle, Deadline, RunOptions};
+use crate::report::Report;
+use crate::scope::{enter_run, enter_task, scoped, RunInfo};
+use crate::state::{Origin, RunState, Transition};
 
 impl<P: Send + Sync + 'static> Graph<P> {
     /// Runs the graph with `param`, with default [`RunOptions`]: the future resolves to the
     /// run's [`Report`] once every task has completed, failed or been skipped.
     ///
     /// Like any future it does nothing until polled; dropping it cancels the run (tasks in
-    /// flight are dropped, blocking ones that have not started are aborted). Runs of one graph
-    /// are independent: several may go on at once, with different parameters.
+    /// flight are dropped, spawned ones aborted, blocking ones that have not started are not
+    /// started), without a report; [`RunOptions::cancel_on`] stops a run with its report.
+    /// Runs of one graph are independent: several may go on at once, with different
+    /// parameters.
     ///
-    /// Async tasks are polled inside the returned future, so they work on any executor;
-    /// blocking tasks, timeouts and retry backoffs need a tokio runtime (with time enabled).
+    /// Inline tasks are polled inside the returned future, so a graph of them works on any
+    /// executor; other placements, timeouts and retry backoffs need a tokio runtime (with
+    /// time enabled).
     pub fn run(&self, param: P) -> Run {
         self.run_with(param, RunOptions::new())
     }
@@ -107,17 +60,21 @@ impl<P: Send + Sync + 'static> Graph<P> {
     }
 }
 
-/// What a rerun starts from ([`Again`](crate::Again)): which tasks run, and the values of
+/// What a planned run starts from ([`Plan`](crate::Plan)): which tasks run, and the values of
 /// those that do not.
-pub(crate) struct Plan {
+pub(crate) struct Start {
     pub runs: Vec<bool>,
-    pub preset: Vec<Option<(Value, Origin)>>,
+    pub given: Vec<Option<(Value, Origin)>>,
 }
 
 /// A run of a [`Graph`]: a future of its [`Report`], from [`Graph::run`].
 ///
-/// Dropping it cancels the run: tasks in flight are dropped, and blocking tasks that have not
-/// started on the pool are aborted (those already running finish on their thread, unseen).
+/// Before awaiting it, [`events`](Run::events) gives a stream of its events and
+/// [`status`](Run::status) a handle on its live status.
+///
+/// Dropping it cancels the run: tasks in flight are dropped, spawned tasks aborted, and
+/// blocking tasks that have not started on the pool are not started (those already running
+/// finish on their thread, unseen).
 #[must_use = "futures do nothing unless you `.await` or poll them; dropping this one cancels the run"]
 pub struct Run {
     scheduler: Option<Box<Scheduler>>,
@@ -128,23 +85,97 @@ impl Run {
         graph: Arc<GraphInner>,
         param: Value,
         options: RunOptions,
-        plan: Option<Plan>,
+        start: Option<Start>,
     ) -> Self {
         Self {
-            scheduler: Some(Box::new(Scheduler::new(graph, param, options, plan))),
+            scheduler: Some(Box::new(Scheduler::new(graph, param, options, start))),
         }
     }
 
-    /// The id of this run (its report carries it too).
+    fn scheduler(&mut self, method: &str) -> &mut Scheduler {
+        self.scheduler
+            .as_mut()
+            .unwrap_or_else(|| panic!("`Run::{method}` called after the run finished"))
+    }
+
+    /// The key of this run (its report and events carry it too).
     ///
     /// # Panics
     ///
     /// If the run has finished.
-    pub fn id(&self) -> RunId {
-        self.scheduler
+    pub fn key(&self) -> &RunKey {
+        &self
+            .scheduler
             .as_ref()
-            .expect("`Run::id` called after the run finished")
-            .run
+            .expect("`Run::key` called after the run finished")
+            .state
+            .key
+    }
+
+    /// A stream of this run's events, every one from the moment of the call (so call it
+    /// before the run starts to see them all), without a bound; it ends when the run has
+    /// finished or is dropped. See [`Event`](crate::Event) for what is guaranteed.
+    ///
+    /// ```
+    /// use dagjoin::runtime::{EventKind, GraphBuilder};
+    /// use futures::StreamExt;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let mut g = GraphBuilder::<()>::new();
+    /// let a = g.named("a").add(|| async { 1 }, ());
+    /// g.named("b").add(|a: i32| async move { a + 1 }, a);
+    /// let mut run = g.build().unwrap().run(());
+    /// let events = run.events();
+    /// let report = run.await;
+    /// let lines: Vec<String> = events.map(|event| event.to_string()).collect().await;
+    /// assert_eq!(lines.len(), 2 + 3 + 3); // start, end, and ready/started/completed each
+    /// assert_eq!(lines[1], "task `a` is ready");
+    /// assert_eq!(lines[6], "task `b` completed in attempt 1");
+    /// assert!(matches!(&lines[7][..], l if l.ends_with("finished")));
+    /// # let _ = report;
+    /// # });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the run has finished.
+    pub fn events(&mut self) -> Events {
+        let (sender, events) = Events::new();
+        self.scheduler("events").state.add_stream(sender);
+        events
+    }
+
+    /// A handle on this run's live status: a [`Snapshot`](crate::Snapshot) of each task's
+    /// state, counts and the elapsed time, taken from any task or thread while the run goes
+    /// on.
+    ///
+    /// ```
+    /// use dagjoin::runtime::{GraphBuilder, Status, TaskState};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let mut g = GraphBuilder::<()>::new();
+    /// let slow = g.named("slow").add(|| tokio::time::sleep(Duration::from_secs(2)), ());
+    /// g.named("quick").add(|| async {}, ());
+    /// let mut run = g.build().unwrap().run(());
+    /// let status = run.status();
+    /// let run = tokio::spawn(run);
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    /// let now = status.snapshot();
+    /// assert_eq!(now.state("slow"), Some(TaskState::Running));
+    /// assert_eq!(now.done(Status::Completed), 1);
+    /// assert_eq!(now.elapsed, Duration::from_secs(1));
+    /// run.await.unwrap().check().unwrap();
+    /// assert!(status.snapshot().finished);
+    /// # let _ = slow;
+    /// # });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the run has finished.
+    pub fn status(&mut self) -> RunStatus {
+        self.scheduler("status").state.live()
     }
 }
 
@@ -167,7 +198,7 @@ impl fmt::Debug for Run {
         match &self.scheduler {
             Some(scheduler) => f
                 .debug_struct("Run")
-                .field("id", &scheduler.run)
+                .field("key", &scheduler.state.key)
                 .field("in_flight", &scheduler.in_flight.len())
                 .finish_non_exhaustive(),
             None => f.write_str("Run(finished)"),
@@ -179,37 +210,33 @@ impl fmt::Debug for Run {
 /// to its executor.
 const BUDGET: usize = 128;
 
+/// What a run starts from: all tasks, or a plan.
+struct Begin(Option<Start>);
+
 /// [`Scheduler::missing`] of a task that this run does not start.
 const NOT_WAITING: u32 = u32::MAX;
 
-/// Index of a kind's queue and counter.
-fn slot(kind: Kind) -> usize {
-    match kind {
-        Kind::Async => 0,
-        Kind::Blocking => 1,
-    }
-}
-
 struct Scheduler {
-    graph: Arc<GraphInner>,
-    run: RunId,
-    executor: Local,
-    /// The most tasks in flight, per kind.
-    limits: [usize; 2],
+    state: RunState,
+    /// What attempts running elsewhere are told about the run.
+    info: Arc<RunInfo>,
+    /// The most tasks in flight, per executor.
+    limits: Box<[usize]>,
     fail_fast: bool,
-    /// Node 0 is the parameter.
-    values: Vec<Option<Value>>,
-    tasks: Vec<TaskState>,
+    cancel: Option<CancelHandle>,
+    deadline: Option<Deadline>,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// What the run starts from, until it starts.
+    start: Option<Begin>,
     /// Per task, its inputs that have no value yet, or [`NOT_WAITING`] for the tasks that
     /// this run does not start (not planned, or skipped). A completion touches only this
     /// compact array for each user, not their whole state.
     missing: Vec<u32>,
-    /// Tasks whose inputs are all there, per kind, in the order they became ready.
-    ready: [VecDeque<u32>; 2],
-    /// Tasks started and not finished, per kind.
-    busy: [usize; 2],
+    /// Tasks whose inputs are all there, per executor, in the order they became ready.
+    ready: Box<[VecDeque<u32>]>,
+    /// Tasks started and not finished, per executor.
+    busy: Box<[usize]>,
     in_flight: FuturesUnordered<InFlight>,
-    started: Option<Instant>,
     /// The clock as of the last time task code ran: tasks started now start at this instant,
     /// tasks that end now end at it. It is read at every poll of the run and after every poll
     /// of task code (an attempt's first poll, each event of the tasks in flight), so a task
@@ -220,74 +247,135 @@ struct Scheduler {
 }
 
 impl Scheduler {
-    fn new(graph: Arc<GraphInner>, param: Value, options: RunOptions, plan: Option<Plan>) -> Self {
+    fn new(
+        graph: Arc<GraphInner>,
+        param: Value,
+        options: RunOptions,
+        start: Option<Start>,
+    ) -> Self {
+        let executors = graph.executors.len();
+        let limits = graph
+            .executors
+            .iter()
+            .enumerate()
+            .map(|(i, executor)| {
+                let given = match i {
+                    0 => options.max_in_flight,
+                    1 => options.max_blocking,
+                    2 => options.max_spawned,
+                    _ => None,
+                };
+                let named = options
+                    .limits
+                    .iter()
+                    .filter(|(name, _)| name == executor.name())
+                    .map(|&(_, limit)| limit)
+                    .min();
+                [given, named, executor.max_in_flight()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map_or(usize::MAX, |limit| limit.max(1))
+            })
+            .collect();
+        let key = options.run_key.unwrap_or_else(RunKey::generate);
+        let state = RunState::new(graph.clone(), key.clone(), param, options.observers);
+        Self {
+            info: Arc::new(RunInfo { key, graph }),
+            state,
+            limits,
+            fail_fast: options.fail_fast,
+            cancel: options.cancel,
+            deadline: options.deadline,
+            timer: None,
+            start: Some(Begin(start)),
+            missing: Vec::new(),
+            ready: (0..executors).map(|_| VecDeque::new()).collect(),
+            busy: vec![0; executors].into_boxed_slice(),
+            in_flight: FuturesUnordered::new(),
+            now: Instant::now(),
+            stack: Vec::new(),
+        }
+    }
+
+    fn graph(&self) -> &GraphInner {
+        &self.info.graph
+    }
+
+    /// The run starts: its plan is applied, the tasks without missing inputs are ready.
+    fn begin(&mut self, start: Option<Start>) {
+        let now = self.now;
+        self.state.start(now);
+        let graph = self.info.graph.clone();
         let n = graph.len();
-        let mut values = vec![None; n];
-        values[0] = Some(param);
-        let mut tasks: Vec<TaskState> = (0..n).map(|_| TaskState::NEW).collect();
-        tasks[0].phase = Phase::Done(Status::Completed);
-        let mut ready = [VecDeque::new(), VecDeque::new()];
-        let missing = match plan {
+        match start {
             None => {
-                let missing = graph.initial_missing.to_vec();
+                self.missing = graph.initial_missing.to_vec();
                 for v in 1..n {
-                    if missing[v] == 0 {
-                        ready[slot(graph.kind(index(v)))].push_back(index(v));
+                    if self.missing[v] == 0 {
+                        self.ready(index(v));
                     }
                 }
-                missing
             }
-            Some(Plan { runs, preset }) => {
-                let mut missing = vec![NOT_WAITING; n];
-                for (v, preset) in preset.into_iter().enumerate().skip(1) {
-                    if let Some((value, origin)) = preset {
-                        values[v] = Some(value);
-                        tasks[v].phase = Phase::Done(Status::Completed);
-                        tasks[v].origin = origin;
+            Some(Start { runs, given }) => {
+                self.missing = vec![NOT_WAITING; n];
+                for (v, given) in given.into_iter().enumerate().skip(1) {
+                    if let Some((value, origin)) = given {
+                        self.state
+                            .transition(index(v), Transition::Given(value, origin), now);
                     }
                 }
-                for v in 1..n {
-                    if runs[v] {
-                        missing[v] = index(
+                for (v, runs) in runs.iter().enumerate().skip(1) {
+                    if *runs {
+                        let values = &self.state.values;
+                        self.missing[v] = index(
                             graph
                                 .deps(index(v))
                                 .iter()
                                 .filter(|&&d| values[d as usize].is_none())
                                 .count(),
                         );
-                        if missing[v] == 0 {
-                            ready[slot(graph.kind(index(v)))].push_back(index(v));
+                        if self.missing[v] == 0 {
+                            self.ready(index(v));
                         }
                     }
                 }
-                missing
+            }
+        }
+        self.timer = match self.deadline {
+            None => None,
+            Some(deadline) => {
+                let at = match deadline {
+                    Deadline::At(at) => at,
+                    Deadline::After(after) => now.checked_add(after).unwrap_or_else(far_future),
+                };
+                // No timer outside a tokio runtime with time enabled: the run stops at once
+                // rather than without its deadline.
+                let timer = catch_unwind(|| Box::pin(sleep_until(at))).ok();
+                if timer.is_none() {
+                    self.stop(now);
+                }
+                timer
             }
         };
-        Self {
-            limits: [
-                options.max_in_flight.map_or(usize::MAX, |l| l.max(1)),
-                options.max_blocking.map_or(usize::MAX, |l| l.max(1)),
-            ],
-            fail_fast: options.fail_fast,
-            run: RunId::next(),
-            executor: Local,
-            graph,
-            values,
-            tasks,
-            missing,
-            ready,
-            busy: [0, 0],
-            in_flight: FuturesUnordered::new(),
-            started: None,
-            now: Instant::now(),
-            stack: Vec::new(),
-        }
+    }
+
+    /// Task `v` has all its inputs.
+    #[inline]
+    fn ready(&mut self, v: u32) {
+        self.state.transition(v, Transition::Ready, self.now);
+        let placement = self.graph().placement(v);
+        self.ready[usize::from(placement)].push_back(v);
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Report> {
+        let _run = enter_run(&self.info);
         self.now = Instant::now();
-        if self.started.is_none() {
-            self.started = Some(self.now);
+        if let Some(Begin(start)) = self.start.take() {
+            self.begin(start);
+        }
+        if self.stopped_from_outside(cx) {
+            self.stop(self.now);
         }
         let mut budget = BUDGET;
         while self.launch(cx, &mut budget) {
@@ -303,8 +391,8 @@ impl Scheduler {
                     // Polling the tasks in flight ran their code.
                     self.now = Instant::now();
                     match event {
-                        Event::Finished(outcome) => self.finished(v, attempt, outcome),
-                        Event::Retry => self.attempt(v, attempt, cx),
+                        Wake::Finished(outcome) => self.finished(v, attempt, outcome),
+                        Wake::Retry => self.attempt(v, attempt, cx),
                     }
                 }
                 Poll::Ready(None) => unreachable!("`in_flight` is not empty"),
@@ -316,28 +404,39 @@ impl Scheduler {
         Poll::Pending
     }
 
-    /// Starts ready tasks while their kind has free slots, each start taking one unit of
+    /// Whether the run's cancel handle was cancelled or its deadline passed.
+    fn stopped_from_outside(&mut self, cx: &mut Context<'_>) -> bool {
+        let cancelled = self
+            .cancel
+            .as_ref()
+            .is_some_and(|cancel| cancel.poll_cancelled(cx.waker()));
+        let late = self
+            .timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+        cancelled || late
+    }
+
+    /// Starts ready tasks while their executor has room, each start taking one unit of
     /// `budget`; `false` if the budget ran out first.
     ///
-    /// A task that finishes in its first poll may make tasks of either kind ready, so this
-    /// goes on until a pass over both kinds starts nothing.
+    /// A task that finishes in its first poll may make tasks of any executor ready, so this
+    /// goes on until a pass over all of them starts nothing.
     fn launch(&mut self, cx: &mut Context<'_>, budget: &mut usize) -> bool {
         loop {
             let mut started = false;
-            for kind in 0..2 {
-                while self.busy[kind] < self.limits[kind] && !self.ready[kind].is_empty() {
+            for executor in 0..self.ready.len() {
+                while self.busy[executor] < self.limits[executor] {
+                    let Some(&v) = self.ready[executor].front() else {
+                        break;
+                    };
                     if *budget == 0 {
                         return false;
                     }
                     *budget -= 1;
-                    let Some(v) = self.ready[kind].pop_front() else {
-                        break;
-                    };
+                    self.ready[executor].pop_front();
                     started = true;
-                    self.busy[kind] += 1;
-                    let task = &mut self.tasks[v as usize];
-                    task.phase = Phase::Running;
-                    task.start = Some(self.now);
+                    self.busy[executor] += 1;
                     self.attempt(v, 1, cx);
                 }
             }
@@ -351,20 +450,11 @@ impl Scheduler {
     /// in its first poll never enters `in_flight` (no allocation, no second poll), and its
     /// users are ready in this same poll of the run.
     fn attempt(&mut self, v: u32, attempt: u32, cx: &mut Context<'_>) {
-        self.tasks[v as usize].attempts = attempt;
-        let node = &self.graph.nodes[v as usize];
+        self.state
+            .transition(v, Transition::Started { attempt }, self.now);
+        let graph = &*self.info.graph;
+        let node = &graph.nodes[v as usize];
         let work = node.work.as_ref().expect("tasks have a function");
-        let call = Call {
-            graph: &self.graph,
-            node: v,
-            values: &self.values,
-        };
-        let key = AttemptKey {
-            run: self.run,
-            graph: &self.graph,
-            node: v,
-            attempt,
-        };
         // The timer starts before the first poll: the timeout counts from there, and without
         // a timer (no tokio runtime) the attempt fails before its task runs at all.
         let deadline = match node.options.timeout.map(|after| Ok((timer(after)?, after))) {
@@ -372,8 +462,25 @@ impl Scheduler {
             Some(Ok(deadline)) => Some(deadline),
             Some(Err(error)) => return self.finished(v, attempt, Err(error)),
         };
+        let info = &self.info;
+        let values = &self.state.values;
         let started = catch_unwind(AssertUnwindSafe(|| {
-            let mut running = self.executor.start(key, work.call(call)?)?;
+            let _task = enter_task(v, attempt);
+            let call = Call {
+                graph: &info.graph,
+                node: v,
+                values,
+            };
+            let mut job = work.call(call)?;
+            if node.executor != INLINE {
+                job = scoped(job, info.clone(), v, attempt);
+            }
+            let key = Attempt {
+                run: &info.key,
+                task: graph.name(v),
+                number: attempt,
+            };
+            let mut running = graph.executor(v).start(key, job)?;
             let first = Pin::new(&mut running).poll(cx);
             Ok::<_, anyhow::Error>((running, first))
         }));
@@ -395,23 +502,38 @@ impl Scheduler {
     /// Task `v`'s attempt `attempt` ended with `outcome`.
     fn finished(&mut self, v: u32, attempt: u32, outcome: Outcome) {
         let now = self.now;
-        let node = &self.graph.nodes[v as usize];
         match outcome {
             Ok(value) => {
-                self.values[v as usize] = Some(value);
-                self.end(v, Status::Completed, now);
-                for &s in self.graph.successors(v) {
-                    let missing = &mut self.missing[s as usize];
+                self.end(v);
+                self.state.transition(v, Transition::Completed(value), now);
+                let Self {
+                    info,
+                    missing,
+                    state,
+                    ready,
+                    ..
+                } = self;
+                let graph = &*info.graph;
+                for &s in graph.successors(v) {
+                    let missing = &mut missing[s as usize];
                     if *missing != NOT_WAITING {
                         *missing -= 1;
                         if *missing == 0 {
-                            self.ready[slot(self.graph.kind(s))].push_back(s);
+                            state.transition(s, Transition::Ready, now);
+                            ready[usize::from(graph.placement(s))].push_back(s);
                         }
                     }
                 }
             }
-            Err(error) if attempt <= node.options.retries => {
-                let backoff = node.options.backoff_before(attempt + 1);
+            Err(error) if error.is::<Cancelled>() => {
+                self.end(v);
+                self.state.transition(v, Transition::Cancelled, now);
+                self.skip_descendants(v, now);
+            }
+            Err(error) if attempt <= self.graph().nodes[v as usize].options.retries => {
+                let backoff = self.graph().nodes[v as usize]
+                    .options
+                    .backoff_before(attempt + 1);
                 let state = if backoff.is_zero() {
                     Flight::Now
                 } else {
@@ -420,6 +542,8 @@ impl Scheduler {
                         Err(no_timer) => return self.fail(v, error.context(no_timer), now),
                     }
                 };
+                self.state
+                    .transition(v, Transition::Retrying { error, backoff }, now);
                 self.in_flight.push(InFlight {
                     node: v,
                     attempt: attempt + 1,
@@ -432,59 +556,78 @@ impl Scheduler {
 
     /// Task `v` failed for good: its descendants are skipped; with fail-fast, the run stops.
     fn fail(&mut self, v: u32, error: anyhow::Error, now: Instant) {
-        self.tasks[v as usize].error = Some(Arc::new(error));
-        self.end(v, Status::Failed, now);
-        let mut stack = core::mem::take(&mut self.stack);
-        stack.extend_from_slice(self.graph.successors(v));
-        while let Some(s) = stack.pop() {
-            // A user of a failed task has an input missing for good: it is waiting, or not
-            // started by this run, or already skipped.
-            let missing = &mut self.missing[s as usize];
-            if *missing != NOT_WAITING {
-                *missing = NOT_WAITING;
-                let task = &mut self.tasks[s as usize];
-                task.phase = Phase::Done(Status::Skipped);
-                task.skipped_because = Some(v);
-                task.end = Some(now);
-                stack.extend_from_slice(self.graph.successors(s));
-            }
-        }
-        self.stack = stack;
+        self.end(v);
+        self.state.transition(v, Transition::Failed(error), now);
+        self.skip_descendants(v, now);
         if self.fail_fast {
             self.stop(now);
         }
     }
 
-    /// Cancels every task in flight and starts no other.
-    fn stop(&mut self, now: Instant) {
-        for in_flight in &self.in_flight {
-            let task = &mut self.tasks[in_flight.node as usize];
-            task.phase = Phase::Done(Status::Cancelled);
-            task.end = Some(now);
+    /// Skips every task that depends on `v`, directly or not, and has not started.
+    fn skip_descendants(&mut self, v: u32, now: Instant) {
+        let Self {
+            info,
+            missing,
+            state,
+            stack,
+            ..
+        } = self;
+        let graph = &*info.graph;
+        stack.extend_from_slice(graph.successors(v));
+        while let Some(s) = stack.pop() {
+            // A user of a failed task has an input missing for good: it is waiting, or not
+            // started by this run, or already skipped.
+            let missing = &mut missing[s as usize];
+            if *missing != NOT_WAITING {
+                *missing = NOT_WAITING;
+                state.transition(s, Transition::Skipped { because: v }, now);
+                stack.extend_from_slice(graph.successors(s));
+            }
         }
-        // Drops the tasks' futures; blocking closures that have not started are aborted.
-        self.in_flight.clear();
-        self.ready = [VecDeque::new(), VecDeque::new()];
-        self.busy = [0, 0];
     }
 
-    fn end(&mut self, v: u32, status: Status, now: Instant) {
-        let task = &mut self.tasks[v as usize];
-        task.phase = Phase::Done(status);
-        task.end = Some(now);
-        self.busy[slot(self.graph.kind(v))] -= 1;
+    /// Cancels every task in flight and starts no other.
+    fn stop(&mut self, now: Instant) {
+        let in_flight = core::mem::take(&mut self.in_flight);
+        for task in &in_flight {
+            self.state.transition(task.node, Transition::Cancelled, now);
+        }
+        // Drops the tasks' futures, aborts spawned tasks; blocking closures that have not
+        // started are not started.
+        drop(in_flight);
+        for queue in &mut *self.ready {
+            queue.clear();
+        }
+        self.busy.fill(0);
+        // Ready and waiting tasks get no further: they did not run.
+        self.missing.fill(NOT_WAITING);
+    }
+
+    /// Task `v` no longer takes room on its executor.
+    fn end(&mut self, v: u32) {
+        let placement = self.graph().placement(v);
+        self.busy[usize::from(placement)] -= 1;
     }
 
     fn finish(&mut self) -> Report {
+        let finished = Instant::now();
+        self.state.finish(finished);
+        let state = &mut self.state;
         Report {
-            graph: self.graph.clone(),
-            run: self.run,
-            values: core::mem::take(&mut self.values).into_boxed_slice(),
-            tasks: core::mem::take(&mut self.tasks).into_boxed_slice(),
-            started: self.started.expect("the run started"),
-            finished: Instant::now(),
+            graph: self.info.graph.clone(),
+            key: state.key.clone(),
+            values: core::mem::take(&mut state.values).into_boxed_slice(),
+            records: core::mem::take(&mut state.records).into_boxed_slice(),
+            started: state.started.expect("the run started"),
+            finished,
         }
     }
+}
+
+/// An instant far enough away to stand for never.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_hours(24 * 365 * 30)
 }
 
 /// A tokio timer that fires `after` from now (far in the future for a huge `after`), or the
@@ -517,7 +660,7 @@ enum Flight {
     Now,
 }
 
-enum Event {
+enum Wake {
     /// The attempt ended.
     Finished(Outcome),
     /// Time for the attempt.
@@ -525,19 +668,23 @@ enum Event {
 }
 
 impl Future for InFlight {
-    type Output = (u32, u32, Event);
+    type Output = (u32, u32, Wake);
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let event = match &mut this.state {
             Flight::Running { running, deadline } => {
-                match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *running).poll(cx))) {
-                    Ok(Poll::Ready(outcome)) => Event::Finished(outcome),
-                    Err(payload) => Event::Finished(Err(panicked(&*payload))),
+                let polled = catch_unwind(AssertUnwindSafe(|| {
+                    let _task = enter_task(this.node, this.attempt);
+                    Pin::new(&mut *running).poll(cx)
+                }));
+                match polled {
+                    Ok(Poll::Ready(outcome)) => Wake::Finished(outcome),
+                    Err(payload) => Wake::Finished(Err(panicked(&*payload))),
                     Ok(Poll::Pending) => match deadline {
                         Some((sleep, after)) => {
                             core::task::ready!(sleep.as_mut().poll(cx));
-                            Event::Finished(Err(TimedOut { after: *after }.into()))
+                            Wake::Finished(Err(TimedOut { after: *after }.into()))
                         }
                         None => return Poll::Pending,
                     },
@@ -545,9 +692,9 @@ impl Future for InFlight {
             }
             Flight::Backoff(sleep) => {
                 core::task::ready!(sleep.as_mut().poll(cx));
-                Event::Retry
+                Wake::Retry
             }
-            Flight::Now => Event::Retry,
+            Flight::Now => Wake::Retry,
         };
         Poll::Ready((this.node, this.attempt, event))
     }

@@ -1,57 +1,20 @@
 //! The typed builder: [`GraphBuilder`] adds functions with [`Handle`]s to their results, so
 //! the compiler checks that each task gets inputs of the types its function takes.
 
-use core::any::Any;
+use core::any::{type_name, Any};
 use core::fmt;
 use core::future::Future;
 use core::marker::PhantomData;
+use core::panic::Location;
 use std::sync::Arc;
 
 use crate::error::{BuildError, BuildProblem, InputError};
+use crate::executor::{Executors, Job, Placement, Value};
 use crate::graph::{
-    base_name, index, next_builder_id, Call, DepTable, Graph, GraphInner, Job, Kind, Names, Node,
-    TaskOptions, TypeInfo, Value, Work,
+    index, next_builder_id, Base, Call, DepTable, Graph, GraphInner, Names, Node, TypeInfo, Work,
 };
-
-/// A typed reference to a node of a graph: the parameter ([`GraphBuilder::param`]) or a task
-/// ([`GraphBuilder::add`] and friends), whose value is a `T`.
-///
-/// Use it as an input of later tasks and to read the task's value from a run's
-/// [`Report`](crate::Report::get). A handle knows the builder it comes from: given to another
-/// builder or to the report of another graph, it is an error, never a wrong value.
-pub struct Handle<T> {
-    pub(crate) builder: u64,
-    pub(crate) index: u32,
-    _type: PhantomData<fn() -> T>,
-}
-
-impl<T> Handle<T> {
-    fn new(builder: u64, index: u32) -> Self {
-        Self {
-            builder,
-            index,
-            _type: PhantomData,
-        }
-    }
-}
-
-impl<T> Clone for Handle<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for Handle<T> {}
-
-impl<T> fmt::Debug for Handle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle")
-            .field("builder", &self.builder)
-            .field("node", &self.index)
-            .field("type", &core::any::type_name::<T>())
-            .finish()
-    }
-}
+use crate::id::Handle;
+use crate::options::TaskOptions;
 
 /// A function that can be a task taking inputs `Args` (a tuple): implemented for every
 /// `Fn(A, B, ..) -> R` of up to 8 arguments that is `Send + Sync + 'static`.
@@ -227,12 +190,17 @@ where
 ///
 /// [`param`](GraphBuilder::param) is the handle of the parameter each run gets;
 /// [`add`](GraphBuilder::add) adds an async function that takes its dependencies' values
-/// and returns the handle of its result. A task's name comes from its function (the last
-/// segment of the path of a function item, `task` for closures), made unique with `#2`,
-/// `#3`, ..; [`rename`](GraphBuilder::rename) changes it.
+/// and returns the handle of its result. [`named`](GraphBuilder::named),
+/// [`on`](GraphBuilder::on) and [`with_options`](GraphBuilder::with_options) start a task
+/// with a name, a placement or options of its own ([`TaskBuilder`]).
+///
+/// A task's default name comes from its function: the last segment of the path of a
+/// function item (`fast_task_c`), or for a closure where it was added
+/// (`closure@src/main.rs:12:17`), made unique with `#2`, `#3`, ..; the same code builds the
+/// same names every time.
 ///
 /// ```
-/// use dagjoin::runtime::GraphBuilder;
+/// use dagjoin::runtime::{GraphBuilder, Placement};
 ///
 /// async fn fetch(id: u32) -> String {
 ///     format!("user{id}")
@@ -248,7 +216,7 @@ where
 /// let mut builder = GraphBuilder::new();
 /// let id = builder.param();
 /// let user = builder.add(fetch, id);
-/// let orders = builder.add(count, id);
+/// let orders = builder.named("orders").on(Placement::Spawned).add(count, id);
 /// let page = builder.add(render, (user, orders));
 /// let graph = builder.build().unwrap();
 ///
@@ -257,7 +225,8 @@ where
 /// assert_eq!(report.get(&page).unwrap(), "user7: 14 orders");
 /// let report = graph.run(8).await;
 /// assert_eq!(report.get(&page).unwrap(), "user8: 16 orders");
-/// assert_eq!(report.value::<usize>("count").unwrap(), &16);
+/// assert_eq!(report.value::<usize>("orders").unwrap(), &16);
+/// assert_eq!(graph.task_names().collect::<Vec<_>>(), ["fetch", "orders", "render"]);
 /// # });
 /// ```
 pub struct GraphBuilder<P> {
@@ -265,6 +234,7 @@ pub struct GraphBuilder<P> {
     nodes: Vec<Node>,
     names: Names,
     deps: DepTable,
+    executors: Executors,
     problems: Vec<BuildProblem>,
     _param: PhantomData<fn(P)>,
 }
@@ -277,6 +247,7 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
             nodes: vec![Node::param::<P>()],
             names: Names::new(),
             deps: DepTable::new(),
+            executors: Executors::new(),
             problems: Vec::new(),
             _param: PhantomData,
         }
@@ -287,12 +258,40 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         Handle::new(self.id, 0)
     }
 
+    /// Starts a task named `name` (a name another task has makes
+    /// [`build`](GraphBuilder::build) fail).
+    pub fn named(&mut self, name: impl Into<String>) -> TaskBuilder<'_, P> {
+        self.task().named(name)
+    }
+
+    /// Starts a task that runs on `placement`.
+    pub fn on(&mut self, placement: Placement) -> TaskBuilder<'_, P> {
+        self.task().on(placement)
+    }
+
+    /// Starts a task with `options` (timeout, retries, backoff).
+    pub fn with_options(&mut self, options: TaskOptions) -> TaskBuilder<'_, P> {
+        self.task().options(options)
+    }
+
+    fn task(&mut self) -> TaskBuilder<'_, P> {
+        TaskBuilder {
+            builder: self,
+            name: None,
+            placement: None,
+            options: TaskOptions::new(),
+        }
+    }
+
     /// Adds a task that runs `f` on the run's own task with the values of `deps` (`()`, a
     /// handle, a tuple of up to 8 handles, or a `Vec` of handles), in order, and returns the
     /// handle of the value its future resolves to.
     ///
     /// The task starts the moment the last of its dependencies has its value. A handle from
-    /// another builder makes [`build`](GraphBuilder::build) fail.
+    /// another builder makes [`build`](GraphBuilder::build) fail, and so does a function whose
+    /// future resolves to a `Result`: an `Err` would be a completed value. Add such a function
+    /// with [`try_add`](GraphBuilder::try_add), so that an `Err` fails the task.
+    #[track_caller]
     pub fn add<F, D, Fut>(&mut self, f: F, deps: D) -> Handle<Fut::Output>
     where
         D: Deps,
@@ -300,18 +299,13 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + Sync + 'static,
     {
-        let work = Work::new(move |call: Call<'_>| {
-            let future = f.call(extract::<D>(call)?);
-            Ok(Job::Async(Box::pin(async move {
-                Ok(Arc::new(future.await) as Value)
-            })))
-        });
-        self.push::<F, D, Fut::Output>(work, Kind::Async, deps)
+        self.task().add(f, deps)
     }
 
     /// Adds a fallible task: like [`add`](GraphBuilder::add), for a function whose future
     /// resolves to a `Result`. An `Err` fails the task (its descendants are skipped); the
     /// handle is of the `Ok` value.
+    #[track_caller]
     pub fn try_add<F, D, Fut, T, E>(&mut self, f: F, deps: D) -> Handle<T>
     where
         D: Deps,
@@ -320,40 +314,25 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         T: Send + Sync + 'static,
         E: Into<anyhow::Error>,
     {
-        let work = Work::new(move |call: Call<'_>| {
-            let future = f.call(extract::<D>(call)?);
-            Ok(Job::Async(Box::pin(async move {
-                match future.await {
-                    Ok(value) => Ok(Arc::new(value) as Value),
-                    Err(error) => Err(error.into()),
-                }
-            })))
-        });
-        self.push::<F, D, T>(work, Kind::Async, deps)
+        self.task().try_add(f, deps)
     }
 
     /// Adds a task that runs the synchronous (CPU-bound or blocking) function `f` on tokio's
     /// blocking pool, within [`RunOptions::max_blocking`](crate::RunOptions), so it never
     /// stalls the async tasks. Otherwise like [`add`](GraphBuilder::add).
+    #[track_caller]
     pub fn add_blocking<F, D, T>(&mut self, f: F, deps: D) -> Handle<T>
     where
         D: Deps,
         F: TaskFn<D::Values, Output = T>,
         T: Send + Sync + 'static,
     {
-        let f = Arc::new(f);
-        let work = Work::new(move |call: Call<'_>| {
-            let args = extract::<D>(call)?;
-            let f = f.clone();
-            Ok(Job::Blocking(Box::new(move || {
-                Ok(Arc::new(f.call(args)) as Value)
-            })))
-        });
-        self.push::<F, D, T>(work, Kind::Blocking, deps)
+        self.task().add_blocking(f, deps)
     }
 
     /// Adds a fallible blocking task: [`add_blocking`](GraphBuilder::add_blocking) for a
     /// function that returns a `Result`.
+    #[track_caller]
     pub fn try_add_blocking<F, D, T, E>(&mut self, f: F, deps: D) -> Handle<T>
     where
         D: Deps,
@@ -361,16 +340,7 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         T: Send + Sync + 'static,
         E: Into<anyhow::Error>,
     {
-        let f = Arc::new(f);
-        let work = Work::new(move |call: Call<'_>| {
-            let args = extract::<D>(call)?;
-            let f = f.clone();
-            Ok(Job::Blocking(Box::new(move || match f.call(args) {
-                Ok(value) => Ok(Arc::new(value) as Value),
-                Err(error) => Err(error.into()),
-            })))
-        });
-        self.push::<F, D, T>(work, Kind::Blocking, deps)
+        self.task().try_add_blocking(f, deps)
     }
 
     /// Sets the options (timeout, retries, backoff) of the task behind `handle`.
@@ -385,11 +355,7 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
     /// [`build`](GraphBuilder::build) fail.
     pub fn rename<T>(&mut self, handle: &Handle<T>, name: &str) -> &mut Self {
         if let Some(v) = self.own(handle, "the handle given to `rename`") {
-            if !self.names.rename(v, name) {
-                self.problems.push(BuildProblem::DuplicateTask {
-                    name: name.to_owned(),
-                });
-            }
+            self.rename_node(v, name);
         }
         self
     }
@@ -405,7 +371,8 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
     /// # Errors
     ///
     /// Every handle from another builder (naming the task it was given for), every name
-    /// given twice by [`rename`](GraphBuilder::rename), and options for the parameter.
+    /// given twice, options for the parameter, and every task added with `add` or
+    /// `add_blocking` whose function returns a `Result`.
     pub fn build(self) -> Result<Graph<P>, BuildError> {
         if !self.problems.is_empty() {
             return Err(BuildError::new(self.problems));
@@ -415,7 +382,16 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
             self.nodes,
             self.names.into_table(),
             self.deps,
+            self.executors,
         )))
+    }
+
+    fn rename_node(&mut self, v: u32, name: &str) {
+        if !self.names.rename(v, name) {
+            self.problems.push(BuildProblem::DuplicateTask {
+                name: name.to_owned(),
+            });
+        }
     }
 
     /// The node behind `handle` if it is a task of this builder; records a problem otherwise.
@@ -437,41 +413,6 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
             Some(handle.index)
         }
     }
-
-    fn push<F, D: Deps, T: Any>(&mut self, work: Work, kind: Kind, deps: D) -> Handle<T> {
-        let v = index(self.nodes.len());
-        self.names.derive(base_name::<F>());
-        let Self {
-            id,
-            names,
-            deps: table,
-            problems,
-            ..
-        } = self;
-        let mut position = 0;
-        sealed::Deps::handles(deps, &mut |builder, node| {
-            position += 1;
-            if builder == *id {
-                table.add(node);
-            } else {
-                problems.push(BuildProblem::ForeignHandle {
-                    site: format!("input {position} of task `{}`", names.get(v)),
-                    builder,
-                    index: node,
-                    this: *id,
-                });
-                table.add(0);
-            }
-        });
-        table.close();
-        self.nodes.push(Node {
-            work: Some(work),
-            kind,
-            options: TaskOptions::new(),
-            output: TypeInfo::of::<T>(),
-        });
-        Handle::new(self.id, v)
-    }
 }
 
 impl<P: Send + Sync + 'static> Default for GraphBuilder<P> {
@@ -488,6 +429,212 @@ impl<P> fmt::Debug for GraphBuilder<P> {
             .field("problems", &self.problems)
             .finish_non_exhaustive()
     }
+}
+
+/// A task being added to a [`GraphBuilder`], with its name, placement or options: from
+/// [`GraphBuilder::named`], [`on`](GraphBuilder::on) or
+/// [`with_options`](GraphBuilder::with_options); one of its `add` methods adds it.
+///
+/// ```
+/// use dagjoin::runtime::{GraphBuilder, Placement, TaskOptions};
+/// use std::time::Duration;
+///
+/// fn checksum(data: Vec<u8>) -> u32 {
+///     data.iter().map(|&b| u32::from(b)).sum()
+/// }
+///
+/// let mut g = GraphBuilder::<Vec<u8>>::new();
+/// let data = g.param();
+/// let sum = g
+///     .named("checksum")
+///     .on(Placement::Blocking)
+///     .options(TaskOptions::new().timeout(Duration::from_secs(10)))
+///     .add_blocking(checksum, data);
+/// assert_eq!(g.name(&sum), Some("checksum"));
+/// ```
+#[must_use = "a task is added by one of the `add` methods"]
+pub struct TaskBuilder<'g, P> {
+    builder: &'g mut GraphBuilder<P>,
+    name: Option<String>,
+    placement: Option<Placement>,
+    options: TaskOptions,
+}
+
+impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
+    /// Names the task.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Runs the task on `placement` (default: [`Placement::Inline`] for `add` and `try_add`,
+    /// [`Placement::Blocking`] for `add_blocking` and `try_add_blocking`).
+    pub fn on(mut self, placement: Placement) -> Self {
+        self.placement = Some(placement);
+        self
+    }
+
+    /// Gives the task `options`.
+    pub fn options(mut self, options: TaskOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Adds the task: see [`GraphBuilder::add`].
+    #[track_caller]
+    pub fn add<F, D, Fut>(self, f: F, deps: D) -> Handle<Fut::Output>
+    where
+        D: Deps,
+        F: TaskFn<D::Values, Output = Fut>,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + Sync + 'static,
+    {
+        let work = Work::new(move |call: Call<'_>| {
+            let future = f.call(extract::<D>(call)?);
+            Ok(Job::Async(Box::pin(async move {
+                Ok(Arc::new(future.await) as Value)
+            })))
+        });
+        let result = is_result::<Fut::Output>();
+        self.push::<F, D, Fut::Output>(work, &Placement::Inline, deps, result)
+    }
+
+    /// Adds the task: see [`GraphBuilder::try_add`].
+    #[track_caller]
+    pub fn try_add<F, D, Fut, T, E>(self, f: F, deps: D) -> Handle<T>
+    where
+        D: Deps,
+        F: TaskFn<D::Values, Output = Fut>,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + Sync + 'static,
+        E: Into<anyhow::Error>,
+    {
+        let work = Work::new(move |call: Call<'_>| {
+            let future = f.call(extract::<D>(call)?);
+            Ok(Job::Async(Box::pin(async move {
+                match future.await {
+                    Ok(value) => Ok(Arc::new(value) as Value),
+                    Err(error) => Err(error.into()),
+                }
+            })))
+        });
+        self.push::<F, D, T>(work, &Placement::Inline, deps, false)
+    }
+
+    /// Adds the task: see [`GraphBuilder::add_blocking`].
+    #[track_caller]
+    pub fn add_blocking<F, D, T>(self, f: F, deps: D) -> Handle<T>
+    where
+        D: Deps,
+        F: TaskFn<D::Values, Output = T>,
+        T: Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let work = Work::new(move |call: Call<'_>| {
+            let args = extract::<D>(call)?;
+            let f = f.clone();
+            Ok(Job::Blocking(Box::new(move || {
+                Ok(Arc::new(f.call(args)) as Value)
+            })))
+        });
+        self.push::<F, D, T>(work, &Placement::Blocking, deps, is_result::<T>())
+    }
+
+    /// Adds the task: see [`GraphBuilder::try_add_blocking`].
+    #[track_caller]
+    pub fn try_add_blocking<F, D, T, E>(self, f: F, deps: D) -> Handle<T>
+    where
+        D: Deps,
+        F: TaskFn<D::Values, Output = Result<T, E>>,
+        T: Send + Sync + 'static,
+        E: Into<anyhow::Error>,
+    {
+        let f = Arc::new(f);
+        let work = Work::new(move |call: Call<'_>| {
+            let args = extract::<D>(call)?;
+            let f = f.clone();
+            Ok(Job::Blocking(Box::new(move || match f.call(args) {
+                Ok(value) => Ok(Arc::new(value) as Value),
+                Err(error) => Err(error.into()),
+            })))
+        });
+        self.push::<F, D, T>(work, &Placement::Blocking, deps, false)
+    }
+
+    #[track_caller]
+    fn push<F, D: Deps, T: Any>(
+        self,
+        work: Work,
+        default: &Placement,
+        deps: D,
+        returns_result: bool,
+    ) -> Handle<T> {
+        let Self {
+            builder,
+            name,
+            placement,
+            options,
+        } = self;
+        let v = index(builder.nodes.len());
+        builder.names.derive(Base::of::<F>(Location::caller()));
+        if let Some(name) = &name {
+            builder.rename_node(v, name);
+        }
+        let GraphBuilder {
+            id,
+            names,
+            deps: table,
+            problems,
+            ..
+        } = builder;
+        let mut position = 0;
+        sealed::Deps::handles(deps, &mut |from, node| {
+            position += 1;
+            if from == *id {
+                table.add(node);
+            } else {
+                problems.push(BuildProblem::ForeignHandle {
+                    site: format!("input {position} of task `{}`", names.get(v)),
+                    builder: from,
+                    index: node,
+                    this: *id,
+                });
+                table.add(0);
+            }
+        });
+        table.close();
+        if returns_result {
+            builder.problems.push(BuildProblem::ResultValue {
+                task: builder.names.get(v).to_owned(),
+                output: type_name::<T>(),
+            });
+        }
+        let executor = builder
+            .executors
+            .index(placement.as_ref().unwrap_or(default));
+        builder.nodes.push(Node {
+            work: Some(work),
+            executor,
+            options,
+            output: TypeInfo::of::<T>(),
+        });
+        Handle::new(builder.id, v)
+    }
+}
+
+impl<P> fmt::Debug for TaskBuilder<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskBuilder")
+            .field("name", &self.name)
+            .field("placement", &self.placement)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `T` is a `Result` (of any types): what [`TaskBuilder::add`] refuses as a value.
+fn is_result<T>() -> bool {
+    type_name::<T>().starts_with("core::result::Result<")
 }
 
 /// The typed inputs of a task from the run's values.

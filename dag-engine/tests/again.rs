@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::Counter;
 use dagjoin::runtime::{
-    AgainError, Graph, GraphBuilder, NamedGraphBuilder, Report, RunOptions, Status,
+    Graph, GraphBuilder, NamedGraphBuilder, PlanError, Report, RunOptions, Status,
 };
 
 /// `a -> b -> c`, `a -> d`, and `e` alone; `b` fails while `broken` is set. Every task's value
@@ -92,7 +92,7 @@ async fn again_runs_only_the_failed_tasks_and_their_descendants() {
         assert_eq!(task.started(), None);
     }
     assert!(second.task("b").unwrap().ran());
-    assert_ne!(first.run_id(), second.run_id());
+    assert_ne!(first.run_key(), second.run_key());
 
     // Nothing left to do: a rerun of a complete run runs nothing.
     let third = fixture.graph.again(&second).run(()).unwrap().await;
@@ -174,7 +174,7 @@ async fn a_replaced_function_reruns_with_reset() {
     );
     assert!(matches!(
         fixture.graph.replace_blocking("zz", |_| Ok(String::new())),
-        Err(AgainError::UnknownTask { .. })
+        Err(PlanError::UnknownTask { .. })
     ));
     let blocking = fixture
         .graph
@@ -222,7 +222,7 @@ async fn mark_done_supplies_a_value_without_running() {
             .mark_done("b", 7_u8)
             .run(())
             .unwrap_err(),
-        AgainError::TypeMismatch {
+        PlanError::TypeMismatch {
             task: "b".into(),
             expected: "alloc::string::String",
             given: "u8",
@@ -278,7 +278,7 @@ async fn a_missing_input_fails_before_anything_starts() {
         .unwrap_err();
     assert_eq!(
         error,
-        AgainError::MissingInput {
+        PlanError::MissingInput {
             task: "c".into(),
             dependency: "b".into()
         }
@@ -339,7 +339,7 @@ async fn a_missing_input_fails_before_anything_starts() {
 
     let other = Fixture::new();
     let error = other.graph.again(&first).run(()).unwrap_err();
-    assert!(matches!(error, AgainError::ForeignReport { .. }));
+    assert!(matches!(error, PlanError::ForeignReport { .. }));
     assert_eq!(fixture.calls(), [0; 5]);
     assert_eq!(other.calls(), [0; 5]);
 }
@@ -387,7 +387,15 @@ async fn again_after_fail_fast_runs_the_cancelled_and_not_run_tasks() {
     assert_eq!(second.get(&after).unwrap(), &3);
     assert_eq!(calls.get(), 2);
     assert_eq!(second.makespan(), Duration::from_secs(1));
-    assert_eq!(second.critical_path(), ["task#2", "task#3"]);
+    let slow_name = graph.name(&slow).unwrap();
+    assert!(
+        slow_name.starts_with("closure@dag-engine/tests/again.rs:"),
+        "{slow_name}"
+    );
+    assert_eq!(
+        second.critical_path(),
+        [slow_name, graph.name(&after).unwrap()]
+    );
 }
 
 #[tokio::test]

@@ -265,7 +265,7 @@ async fn named_options_and_blocking_tasks() {
     let report = builder.build().unwrap().run(()).await;
     assert_eq!(report.value::<u32>("sum").unwrap(), &42);
     assert_eq!(
-        report.check().unwrap_err().to_string(),
+        format!("{:#}", anyhow::Error::new(report.check().unwrap_err())),
         "task `slow` failed: timed out after 2s"
     );
 }

@@ -90,16 +90,20 @@ async fn keep_going_skips_descendants_and_finishes_independent_branches() {
     let error = report.check().unwrap_err();
     assert_eq!(
         error.to_string(),
-        "2 tasks failed: `fail_one`: fail_one broke; `fail_two`: fail_two broke"
+        "2 tasks failed: `fail_one` (fail_one broke), `fail_two` (fail_two broke)"
+    );
+    // Each failure's cause is in the message, so none is the source: `{:#}` says it once.
+    assert!(std::error::Error::source(&error).is_none());
+    assert_eq!(
+        format!("{:#}", anyhow::Error::new(error.clone())),
+        error.to_string()
     );
     assert_eq!(
         error.failures().map(|(name, _)| name).collect::<Vec<_>>(),
         ["fail_one", "fail_two"]
     );
-    assert_eq!(
-        std::error::Error::source(&error).unwrap().to_string(),
-        "fail_one broke"
-    );
+    let (_, first) = error.failures().next().unwrap();
+    assert_eq!(first.to_string(), "fail_one broke");
 }
 
 #[tokio::test(start_paused = true)]
@@ -138,7 +142,7 @@ async fn fail_fast_stops_at_the_first_failure() {
     assert_eq!(status("below_sibling"), Status::NotRun);
     assert_eq!(status("below_failure"), Status::Skipped);
     assert_eq!(
-        report.check().unwrap_err().to_string(),
+        format!("{:#}", anyhow::Error::new(report.check().unwrap_err())),
         "task `fails` failed: stop"
     );
 }
@@ -147,7 +151,7 @@ async fn fail_fast_stops_at_the_first_failure() {
 async fn a_panic_is_a_failure_with_its_message() {
     let mut g = GraphBuilder::<u32>::new();
     let p = g.param();
-    let panics = g.add(
+    let panics = g.named("panics").add(
         |x: u32| async move {
             tokio::task::yield_now().await;
             assert!(x > 10, "x is only {x}");
@@ -159,11 +163,13 @@ async fn a_panic_is_a_failure_with_its_message() {
         unreachable_code,
         reason = "the function panics before it returns a future"
     )]
-    let panics_at_call = g.add(
+    let panics_at_call = g.named("panics_at_call").add(
         |_: u32| -> std::future::Ready<u32> { panic!("no future for you") },
         p,
     );
-    let panics_blocking = g.add_blocking(|_: u32| -> u32 { panic!("blocking {}", 3) }, p);
+    let panics_blocking = g
+        .named("panics_blocking")
+        .add_blocking(|_: u32| -> u32 { panic!("blocking {}", 3) }, p);
     let below = g.add(|x: u32| async move { x }, panics);
     let fine = g.add(|x: u32| async move { x + 1 }, p);
     let graph = g.build().unwrap();
@@ -179,19 +185,19 @@ async fn a_panic_is_a_failure_with_its_message() {
             .message()
             .to_owned()
     };
-    assert_eq!(message("task"), "x is only 1");
-    assert_eq!(message("task#2"), "no future for you");
-    assert_eq!(message("task#3"), "blocking 3");
+    assert_eq!(message("panics"), "x is only 1");
+    assert_eq!(message("panics_at_call"), "no future for you");
+    assert_eq!(message("panics_blocking"), "blocking 3");
     assert_eq!(
         report.task_of(&below).unwrap().skipped_because(),
-        Some("task")
+        Some("panics")
     );
     assert_eq!(report.get(&fine).unwrap(), &2);
     assert!(report
         .check()
         .unwrap_err()
         .to_string()
-        .starts_with("3 tasks failed: `task`: panicked: x is only 1;"));
+        .starts_with("3 tasks failed: `panics` (panicked: x is only 1), "));
     let _ = (panics_at_call, panics_blocking);
 }
 
@@ -228,14 +234,14 @@ async fn a_timeout_then_a_retry_that_succeeds() {
     // 1 s timeout, 0.5 s backoff, 0.1 s second attempt.
     assert_eq!(report.makespan(), Duration::from_millis(1600));
     assert_eq!(ms(task.started().unwrap() - report.started()), 0);
-    let ids: Vec<_> = task.attempt_ids().collect();
+    let ids: Vec<_> = task.attempt_keys().collect();
     assert_eq!(ids.len(), 2);
-    assert_eq!(ids[1].run(), report.run_id());
+    assert_eq!(ids[1].run(), report.run_key());
     assert_eq!(ids[1].task(), "flaky");
     assert_eq!(ids[1].attempt(), 2);
     assert_eq!(
         ids[0].to_string(),
-        format!("run {}, task `flaky`, attempt 1", report.run_id().get())
+        format!("run {}, task `flaky`, attempt 1", report.run_key())
     );
 }
 
@@ -262,7 +268,7 @@ async fn retries_back_off_doubling_then_fail_with_the_last_error() {
     // Waits of 100, 200 and 400 ms.
     assert_eq!(report.makespan(), Duration::from_millis(700));
     assert_eq!(
-        report.check().unwrap_err().to_string(),
+        format!("{:#}", anyhow::Error::new(report.check().unwrap_err())),
         "task `always` failed: attempt 4"
     );
 }
@@ -404,7 +410,7 @@ async fn dropping_the_run_cancels_its_tasks() {
     });
     let graph = builder.build().unwrap();
     let run = graph.run(());
-    assert!(format!("{run:?}").starts_with("Run { id: "));
+    assert!(format!("{run:?}").starts_with("Run { key: RunKey("));
     let run = tokio::spawn(run);
     started_rx.await.unwrap();
     assert!(!dropped.load(Ordering::SeqCst));
@@ -461,7 +467,7 @@ fn async_graphs_run_on_any_executor() {
     let p = g.param();
     let a = g.add(|x: u32| async move { x + 1 }, p);
     let b = g.add(|x: u32| async move { x * 2 }, a);
-    let blocking = g.add_blocking(|x: u32| x, p);
+    let blocking = g.named("blocking").add_blocking(|x: u32| x, p);
     let graph = g.build().unwrap();
     let report = futures::executor::block_on(graph.run(20));
     assert_eq!(report.get(&b).unwrap(), &42);
@@ -474,8 +480,8 @@ fn async_graphs_run_on_any_executor() {
         .to_string();
     assert!(
         error.ends_with(
-            "task `task#3`, attempt 1: a blocking task runs on tokio's blocking pool, but the \
-             graph is not running inside a tokio runtime"
+            "task `blocking`, attempt 1: the task runs on tokio's blocking pool, but the graph \
+             is not running inside a tokio runtime"
         ),
         "{error}"
     );

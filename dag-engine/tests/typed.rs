@@ -110,7 +110,7 @@ async fn runs_at_once_with_different_parameters() {
     check_seed_report(&second, &two);
     assert_eq!(first.get(&end).unwrap(), &seed_end(1));
     assert_eq!(second.get(&end).unwrap(), &seed_end(5));
-    assert_ne!(first.run_id(), second.run_id());
+    assert_ne!(first.run_key(), second.run_key());
     // Both ran in the same 1.2 s.
     assert_eq!(first.started(), second.started());
     assert_eq!(first.finished(), second.finished());
@@ -177,10 +177,19 @@ async fn inputs_come_in_order_with_duplicates_and_units() {
         &5,
         "the parameter's handle reads the parameter"
     );
+    let name = |h: &dyn Fn(&dagjoin::runtime::Graph<u32>) -> String| h(&graph);
+    let (s, unit, t) = (
+        name(&|g| g.name(&s).unwrap().to_owned()),
+        name(&|g| g.name(&unit).unwrap().to_owned()),
+        name(&|g| g.name(&t).unwrap().to_owned()),
+    );
     assert_eq!(
         graph.dependencies(graph.name(&ordered).unwrap()).unwrap(),
-        ["task", "task#2", "param", "task", "task#3"]
+        [&*s, &*unit, "param", &*s, &*t]
     );
+    // Closures are named after where they were added, each its own name.
+    assert_eq!(s, "closure@dag-engine/tests/typed.rs:147:15");
+    assert_eq!(unit, "closure@dag-engine/tests/typed.rs:148:18");
 }
 
 async fn fetch(x: u32) -> u32 {
@@ -199,6 +208,7 @@ async fn tasks_are_named_after_their_functions() {
     let second = g.add(fetch, first);
     let third = g.add(fetch, second);
     let closure = g.add(|x: u32| async move { x }, third);
+    let line = line!() - 1;
     let blocking = g.add_blocking(generic_task::<u32>, closure);
     assert_eq!(g.name(&second), Some("fetch#2"));
     g.rename(&third, "third");
@@ -211,7 +221,7 @@ async fn tasks_are_named_after_their_functions() {
             "fetch",
             "fetch#2",
             "third",
-            "task",
+            &format!("closure@dag-engine/tests/typed.rs:{line}:21"),
             "generic_task",
             "fetch#4"
         ]
@@ -248,7 +258,9 @@ async fn handles_from_another_builder_are_errors() {
     let p2 = second.param();
     let a2 = second.add(|x: u32| async move { x * 100 }, p2);
     // `a1` is node 1 of `first`, like `a2` of `second`: only the builder tells them apart.
-    second.add(|a: u32, b: u32| async move { a + b }, (a2, a1));
+    second
+        .named("sum")
+        .add(|a: u32, b: u32| async move { a + b }, (a2, a1));
     second.options(&a1, TaskOptions::new().retries(1));
     let error = second.build().unwrap_err();
     let [BuildProblem::ForeignHandle {
@@ -260,10 +272,10 @@ async fn handles_from_another_builder_are_errors() {
     else {
         panic!("unexpected problems: {error:?}")
     };
-    assert_eq!(site, "input 2 of task `task#2`");
+    assert_eq!(site, "input 2 of task `sum`");
     assert_eq!(options, "the handle given to `options`");
     assert!(error.to_string().starts_with(&format!(
-        "input 2 of task `task#2` is a handle from another graph builder (node 1 of builder \
+        "input 2 of task `sum` is a handle from another graph builder (node 1 of builder \
          {builder}, given to builder {this})"
     )));
 
@@ -291,7 +303,7 @@ async fn handles_from_another_builder_are_errors() {
 async fn fallible_tasks_fail_with_their_error() {
     let mut g = GraphBuilder::<u32>::new();
     let p = g.param();
-    let checked = g.try_add(
+    let checked = g.named("checked").try_add(
         |x: u32| async move {
             100_u32
                 .checked_div(x)
@@ -299,7 +311,9 @@ async fn fallible_tasks_fail_with_their_error() {
         },
         p,
     );
-    let parsed = g.try_add_blocking(|x: u32| format!("{x}").parse::<u8>(), p);
+    let parsed = g
+        .named("parsed")
+        .try_add_blocking(|x: u32| format!("{x}").parse::<u8>(), p);
     let after = g.add(|x: u32| async move { x + 1 }, checked);
     let graph = g.build().unwrap();
 
@@ -313,7 +327,7 @@ async fn fallible_tasks_fail_with_their_error() {
     assert_eq!(report.task_of(&after).unwrap().status(), Status::Skipped);
     assert_eq!(
         report.task_of(&after).unwrap().skipped_because(),
-        Some("task")
+        Some("checked")
     );
     assert!(report
         .get(&after)
@@ -325,8 +339,8 @@ async fn fallible_tasks_fail_with_their_error() {
 
     let report = graph.run(300).await;
     assert_eq!(
-        report.check().unwrap_err().to_string(),
-        "task `task#2` failed: number too large to fit in target type"
+        format!("{:#}", anyhow::Error::new(report.check().unwrap_err())),
+        "task `parsed` failed: number too large to fit in target type"
     );
     assert_eq!(report.get(&after).unwrap(), &1);
 }
@@ -334,7 +348,7 @@ async fn fallible_tasks_fail_with_their_error() {
 #[tokio::test(start_paused = true)]
 async fn options_set_after_adding_apply() {
     let mut g = GraphBuilder::<()>::new();
-    let slow = g.add(
+    let slow = g.named("slow").add(
         || async {
             tokio::time::sleep(Duration::from_secs(10)).await;
         },
@@ -344,8 +358,8 @@ async fn options_set_after_adding_apply() {
     let report = g.build().unwrap().run(()).await;
     assert_eq!(report.makespan(), Duration::from_secs(1));
     assert_eq!(
-        report.check().unwrap_err().to_string(),
-        "task `task` failed: timed out after 1s"
+        format!("{:#}", anyhow::Error::new(report.check().unwrap_err())),
+        "task `slow` failed: timed out after 1s"
     );
 }
 
@@ -360,7 +374,7 @@ fn graphs_runs_reports_and_errors_cross_threads() {
     send_sync::<dagjoin::runtime::Report>();
     send_sync::<dagjoin::runtime::BuildError>();
     send_sync::<dagjoin::runtime::RunError>();
-    send_sync::<dagjoin::runtime::AgainError>();
+    send_sync::<dagjoin::runtime::PlanError>();
     send_sync::<ValueError>();
     send_sync::<Handle<std::rc::Rc<u32>>>();
 }

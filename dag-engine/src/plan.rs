@@ -1,17 +1,22 @@
-//! Runs after a run: [`Graph::again`] reruns what did not complete, reusing every value that
-//! did; [`Again::reset`] reruns chosen tasks and their descendants, [`Again::mark_done`]
-//! supplies a task's value without running it, [`Again::only`] runs a chosen subset; and
-//! [`Graph::replace`] swaps one task's function, for example to fix it before a rerun.
+//! Planned runs: [`Graph::plan`] starts a first run partly done, [`Graph::again`] reruns what
+//! did not complete in an earlier run, reusing every value that did; [`Plan::reset`] reruns
+//! chosen tasks and their descendants, [`Plan::mark_done`] supplies a task's value without
+//! running it, [`Plan::only`] runs a chosen subset; and [`Graph::replace`] swaps one task's
+//! function, for example to fix it before a rerun.
 
 use core::fmt;
 use core::future::Future;
 use std::sync::Arc;
 
-use crate::error::AgainError;
-use crate::graph::{Graph, GraphInner, Kind, TypeInfo, Value, Work};
+use crate::error::PlanError;
+use crate::executor::{Placement, Value};
+use crate::graph::{index, Graph, GraphInner, TypeInfo, Work};
+use crate::id::Status;
 use crate::named::{async_work, blocking_work, Inputs};
-use crate::report::{Origin, Report, Status};
-use crate::run::{Plan, Run, RunOptions};
+use crate::options::RunOptions;
+use crate::report::Report;
+use crate::run::{Run, Start};
+use crate::state::Origin;
 
 impl<P: Send + Sync + 'static> Graph<P> {
     /// Plans a rerun from `report` (of a run of this graph, or of a graph made from it by
@@ -19,8 +24,8 @@ impl<P: Send + Sync + 'static> Graph<P> {
     ///
     /// By default the rerun runs every task that did not complete in `report` (failed,
     /// skipped, cancelled, not run) and reuses the values of all others: the same `Arc`s,
-    /// nothing is recomputed. [`reset`](Again::reset), [`mark_done`](Again::mark_done) and
-    /// [`only`](Again::only) change the plan; [`run`](Again::run) checks it and starts the
+    /// nothing is recomputed. [`reset`](Plan::reset), [`mark_done`](Plan::mark_done) and
+    /// [`only`](Plan::only) change the plan; [`run`](Plan::run) checks it and starts the
     /// run.
     ///
     /// ```
@@ -55,10 +60,52 @@ impl<P: Send + Sync + 'static> Graph<P> {
     /// assert_eq!(second.value::<i32>("double").unwrap(), &42);
     /// # });
     /// ```
-    pub fn again<'a>(&'a self, report: &'a Report) -> Again<'a, P> {
-        Again {
+    pub fn again<'a>(&'a self, report: &'a Report) -> Plan<'a, P> {
+        Plan {
             graph: self,
-            report,
+            report: Some(report),
+            resets: Vec::new(),
+            marks: Vec::new(),
+            only: None,
+            options: RunOptions::new(),
+        }
+    }
+
+    /// Plans a first run: by default every task runs, as with [`run`](Graph::run);
+    /// [`mark_done`](Plan::mark_done) gives tasks their values without running them and
+    /// [`only`](Plan::only) runs a chosen subset, with no earlier run needed.
+    ///
+    /// ```
+    /// use dagjoin::runtime::{NamedGraphBuilder, PlanError};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let mut builder = NamedGraphBuilder::new();
+    /// builder
+    ///     .task("download", |_| async { anyhow::bail!("offline") as anyhow::Result<String> })
+    ///     .task("parse", |inputs| async move { Ok(inputs.get::<String>("download")?.len()) })
+    ///     .depends("parse", ["download"]);
+    /// let graph = builder.build().unwrap();
+    ///
+    /// // The download is already on disk: start with it done.
+    /// let run = graph.plan().mark_done("download", "cached page".to_owned()).run(()).unwrap();
+    /// let report = run.await;
+    /// assert_eq!(report.value::<usize>("parse").unwrap(), &11);
+    /// assert!(report.task("download").unwrap().marked_done());
+    ///
+    /// // Running only `parse` without a value for `download` fails before anything runs.
+    /// let error = graph.plan().only(["parse"]).run(()).unwrap_err();
+    /// assert!(matches!(error, PlanError::MissingInput { .. }));
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "task `parse` cannot run: its dependency `download` has no result and does not \
+    ///      run; reset it, choose it to run, or mark it done"
+    /// );
+    /// # });
+    /// ```
+    pub fn plan(&self) -> Plan<'_, P> {
+        Plan {
+            graph: self,
+            report: None,
             resets: Vec::new(),
             marks: Vec::new(),
             only: None,
@@ -72,13 +119,13 @@ impl<P: Send + Sync + 'static> Graph<P> {
     /// # Errors
     ///
     /// If there is no task `name`, or it produces another type than `V`.
-    pub fn replace<F, Fut, V>(&self, name: &str, f: F) -> Result<Self, AgainError>
+    pub fn replace<F, Fut, V>(&self, name: &str, f: F) -> Result<Self, PlanError>
     where
         F: Fn(Inputs) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<V>> + Send + 'static,
         V: Send + Sync + 'static,
     {
-        self.replaced::<V>(name, async_work(f), Kind::Async)
+        self.replaced::<V>(name, async_work(f), &Placement::Inline)
     }
 
     /// Like [`replace`](Graph::replace), with a synchronous function run on the blocking pool.
@@ -86,48 +133,50 @@ impl<P: Send + Sync + 'static> Graph<P> {
     /// # Errors
     ///
     /// If there is no task `name`, or it produces another type than `V`.
-    pub fn replace_blocking<F, V>(&self, name: &str, f: F) -> Result<Self, AgainError>
+    pub fn replace_blocking<F, V>(&self, name: &str, f: F) -> Result<Self, PlanError>
     where
         F: Fn(Inputs) -> anyhow::Result<V> + Send + Sync + 'static,
         V: Send + Sync + 'static,
     {
-        self.replaced::<V>(name, blocking_work(f), Kind::Blocking)
+        self.replaced::<V>(name, blocking_work(f), &Placement::Blocking)
     }
 
     fn replaced<V: Send + Sync + 'static>(
         &self,
         name: &str,
         work: Work,
-        kind: Kind,
-    ) -> Result<Self, AgainError> {
+        placement: &Placement,
+    ) -> Result<Self, PlanError> {
         let v = node(&self.inner, name)?;
         let mut nodes = self.inner.nodes.clone();
+        let mut executors = self.inner.executors.clone();
         let node = &mut nodes[v];
         check_type::<V>(node.output, name)?;
         node.work = Some(work);
-        node.kind = kind;
-        Ok(Self::from_inner(self.inner.with_nodes(nodes)))
+        node.executor = executors.index(placement);
+        Ok(Self::from_inner(self.inner.with_nodes(nodes, executors)))
     }
 }
 
-/// A rerun being planned, from [`Graph::again`].
+/// A run being planned: a first run from [`Graph::plan`], a rerun from [`Graph::again`].
 ///
-/// The tasks that run are, by default, those that did not complete in the report, plus the
-/// [`reset`](Again::reset) tasks, plus the descendants of reset and marked tasks; with
-/// [`only`](Again::only), exactly the chosen tasks. Every other task keeps its value from the
+/// The tasks that run are, by default, every task for a first run and, for a rerun, those
+/// that did not complete in the report, plus the
+/// [`reset`](Plan::reset) tasks, plus the descendants of reset and marked tasks; with
+/// [`only`](Plan::only), exactly the chosen tasks. Every other task keeps its value from the
 /// report when it has one that is still valid (completed, and not a descendant of a reset or
 /// marked task), and is not run otherwise.
-#[must_use = "a planned rerun does nothing until `run` is called"]
-pub struct Again<'a, P> {
+#[must_use = "a planned run does nothing until `run` is called"]
+pub struct Plan<'a, P> {
     graph: &'a Graph<P>,
-    report: &'a Report,
+    report: Option<&'a Report>,
     resets: Vec<String>,
     marks: Vec<(String, Value, TypeInfo)>,
     only: Option<Vec<String>>,
     options: RunOptions,
 }
 
-impl<P: Send + Sync + 'static> Again<'_, P> {
+impl<P: Send + Sync + 'static> Plan<'_, P> {
     /// Also reruns tasks `names` and all their descendants, even if they completed.
     pub fn reset<I, S>(mut self, names: I) -> Self
     where
@@ -176,13 +225,13 @@ impl<P: Send + Sync + 'static> Again<'_, P> {
     ///
     /// Before anything runs: if the report is of another graph, a name is not a task, a
     /// marked value has the wrong type, a task is both marked done and chosen with
-    /// [`only`](Again::only), or a task to run has a dependency without a value that does not
+    /// [`only`](Plan::only), or a task to run has a dependency without a value that does not
     /// run (naming both).
-    pub fn run(self, param: P) -> Result<Run, AgainError> {
+    pub fn run(self, param: P) -> Result<Run, PlanError> {
         let graph = &self.graph.inner;
         let report = self.report;
-        if report.graph.id != graph.id {
-            return Err(AgainError::ForeignReport {
+        if let Some(report) = report.filter(|report| report.graph.id != graph.id) {
+            return Err(PlanError::ForeignReport {
                 report_graph: report.graph.id,
                 graph: graph.id,
             });
@@ -205,7 +254,7 @@ impl<P: Send + Sync + 'static> Again<'_, P> {
                 for name in names {
                     let v = node(graph, name)?;
                     if marked[v].is_some() {
-                        return Err(AgainError::MarkedAndChosen { task: name.clone() });
+                        return Err(PlanError::MarkedAndChosen { task: name.clone() });
                     }
                     chosen[v] = true;
                 }
@@ -219,11 +268,11 @@ impl<P: Send + Sync + 'static> Again<'_, P> {
         let mut stack: Vec<u32> = Vec::new();
         for &v in &resets {
             dirty[v] = true;
-            stack.extend_from_slice(graph.successors(crate::graph::index(v)));
+            stack.extend_from_slice(graph.successors(index(v)));
         }
         for (v, value) in marked.iter().enumerate() {
             if value.is_some() {
-                stack.extend_from_slice(graph.successors(crate::graph::index(v)));
+                stack.extend_from_slice(graph.successors(index(v)));
             }
         }
         while let Some(s) = stack.pop() {
@@ -234,32 +283,33 @@ impl<P: Send + Sync + 'static> Again<'_, P> {
         }
 
         let mut runs = vec![false; n];
-        let mut preset: Vec<Option<(Value, Origin)>> = vec![None; n];
+        let mut given: Vec<Option<(Value, Origin)>> = vec![None; n];
         for v in 1..n {
             if let Some(value) = marked[v].take() {
-                preset[v] = Some((value, Origin::Marked));
+                given[v] = Some((value, Origin::Given));
                 continue;
             }
-            let completed = report.tasks[v].phase == crate::report::Phase::Done(Status::Completed)
-                && report.values[v].is_some();
+            // A first run has nothing to reuse.
+            let earlier = report.and_then(|report| {
+                let completed = report.records[v].status() == Status::Completed;
+                completed.then(|| report.values[v].clone()).flatten()
+            });
             runs[v] = match &only {
                 Some(chosen) => chosen[v],
-                None => dirty[v] || !completed,
+                None => dirty[v] || earlier.is_none(),
             };
-            if !runs[v] && !dirty[v] && completed {
-                preset[v] = report.values[v]
-                    .clone()
-                    .map(|value| (value, Origin::Reused));
+            if !runs[v] && !dirty[v] {
+                given[v] = earlier.map(|value| (value, Origin::Reused));
             }
         }
         for v in 1..n {
             if !runs[v] {
                 continue;
             }
-            for &d in graph.deps(crate::graph::index(v)) {
-                if d != 0 && !runs[d as usize] && preset[d as usize].is_none() {
-                    return Err(AgainError::MissingInput {
-                        task: graph.name(crate::graph::index(v)).to_owned(),
+            for &d in graph.deps(index(v)) {
+                if d != 0 && !runs[d as usize] && given[d as usize].is_none() {
+                    return Err(PlanError::MissingInput {
+                        task: graph.name(index(v)).to_owned(),
                         dependency: graph.name(d).to_owned(),
                     });
                 }
@@ -269,16 +319,16 @@ impl<P: Send + Sync + 'static> Again<'_, P> {
             graph.clone(),
             Arc::new(param),
             self.options,
-            Some(Plan { runs, preset }),
+            Some(Start { runs, given }),
         ))
     }
 }
 
-impl<P> fmt::Debug for Again<'_, P> {
+impl<P> fmt::Debug for Plan<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Again")
+        f.debug_struct("Plan")
             .field("graph", self.graph)
-            .field("report", &self.report.run)
+            .field("report", &self.report.map(Report::run_key))
             .field("reset", &self.resets)
             .field(
                 "mark_done",
@@ -291,24 +341,24 @@ impl<P> fmt::Debug for Again<'_, P> {
 }
 
 /// The node of task `name`.
-fn node(graph: &GraphInner, name: &str) -> Result<usize, AgainError> {
+fn node(graph: &GraphInner, name: &str) -> Result<usize, PlanError> {
     graph
         .lookup(name)
         .map(|v| v as usize)
-        .ok_or_else(|| AgainError::UnknownTask {
+        .ok_or_else(|| PlanError::UnknownTask {
             name: name.to_owned(),
         })
 }
 
-fn check_type<V: 'static>(expected: TypeInfo, task: &str) -> Result<(), AgainError> {
+fn check_type<V: 'static>(expected: TypeInfo, task: &str) -> Result<(), PlanError> {
     check_type_info(expected, TypeInfo::of::<V>(), task)
 }
 
-fn check_type_info(expected: TypeInfo, given: TypeInfo, task: &str) -> Result<(), AgainError> {
+fn check_type_info(expected: TypeInfo, given: TypeInfo, task: &str) -> Result<(), PlanError> {
     if expected.id == given.id {
         Ok(())
     } else {
-        Err(AgainError::TypeMismatch {
+        Err(PlanError::TypeMismatch {
             task: task.to_owned(),
             expected: expected.name,
             given: given.name,

@@ -1,0 +1,277 @@
+//! What a run announces: an [`Event`] for each change of a task's state and for the run's
+//! start and end, given to the callbacks of [`RunOptions::on_event`](crate::RunOptions) and
+//! to the [`Events`] stream of [`Run::events`](crate::Run::events).
+//!
+//! Guarantees, for every run:
+//! - the run's first event is [`EventKind::RunStarted`] and its last [`EventKind::RunFinished`];
+//! - every task gets exactly one terminal event (completed, failed, skipped, cancelled or not
+//!   run); a task given its value before the run (reused, marked done) gets a
+//!   [`EventKind::Completed`] with `attempt` 0 right after the run's start;
+//! - a task's [`EventKind::Started`] comes after the [`EventKind::Completed`] of each of its
+//!   inputs; a skipped task gets no `Started`;
+//! - every event is delivered before the run's future resolves: callbacks are called as the
+//!   state changes, on the run's task, and the stream has every event before it ends.
+
+use core::fmt;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use futures_core::Stream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::id::RunKey;
+
+/// One change of a run's state: what happened, when, to which task.
+///
+/// Callbacks get it borrowed (`Event<'_>`, names borrowed from the graph: no copy per
+/// event); [`into_owned`](Event::into_owned) makes an `Event<'static>` to keep.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Event<'a> {
+    /// When it happened (tokio's clock, exact under `tokio::time::pause()`).
+    pub at: Instant,
+    /// What happened.
+    pub kind: EventKind<'a>,
+}
+
+/// What happened, with the task's name and attempt, and the error or reason where there is
+/// one.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum EventKind<'a> {
+    /// The run started: its first event.
+    RunStarted {
+        /// The run's key.
+        run: RunKey,
+        /// How many tasks the graph has.
+        tasks: usize,
+    },
+    /// All the task's inputs have values: it starts as soon as its executor has room.
+    Ready {
+        /// The task.
+        task: Cow<'a, str>,
+    },
+    /// An attempt of the task started.
+    Started {
+        /// The task.
+        task: Cow<'a, str>,
+        /// The attempt, from 1.
+        attempt: u32,
+        /// The executor it runs on.
+        executor: Cow<'a, str>,
+    },
+    /// The task has its value. Terminal.
+    Completed {
+        /// The task.
+        task: Cow<'a, str>,
+        /// The attempt that produced the value; 0 for a value given before the run (reused
+        /// from an earlier run, or marked done).
+        attempt: u32,
+    },
+    /// An attempt failed and the task will be tried again after `backoff`.
+    Retrying {
+        /// The task.
+        task: Cow<'a, str>,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Its error.
+        error: Arc<anyhow::Error>,
+        /// The wait before the next attempt.
+        backoff: Duration,
+    },
+    /// The task's last attempt failed. Terminal.
+    Failed {
+        /// The task.
+        task: Cow<'a, str>,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Its error.
+        error: Arc<anyhow::Error>,
+    },
+    /// The task will not run: a task it depends on failed or was cancelled. Terminal.
+    Skipped {
+        /// The task.
+        task: Cow<'a, str>,
+        /// The task that failed or was cancelled.
+        because: Cow<'a, str>,
+    },
+    /// The task's attempt was stopped. Terminal.
+    Cancelled {
+        /// The task.
+        task: Cow<'a, str>,
+        /// The attempt that was stopped.
+        attempt: u32,
+    },
+    /// The task did not run: the run stopped first, or its plan left the task out. Terminal.
+    NotRun {
+        /// The task.
+        task: Cow<'a, str>,
+    },
+    /// The run ended: its last event.
+    RunFinished {
+        /// The run's key.
+        run: RunKey,
+    },
+}
+
+impl Event<'_> {
+    /// The task the event is about; `None` for the run's start and end.
+    pub fn task(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Ready { task }
+            | EventKind::Started { task, .. }
+            | EventKind::Completed { task, .. }
+            | EventKind::Retrying { task, .. }
+            | EventKind::Failed { task, .. }
+            | EventKind::Skipped { task, .. }
+            | EventKind::Cancelled { task, .. }
+            | EventKind::NotRun { task } => Some(task),
+            EventKind::RunStarted { .. } | EventKind::RunFinished { .. } => None,
+        }
+    }
+
+    /// Whether this is a task's last event in the run.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self.kind,
+            EventKind::Completed { .. }
+                | EventKind::Failed { .. }
+                | EventKind::Skipped { .. }
+                | EventKind::Cancelled { .. }
+                | EventKind::NotRun { .. }
+        )
+    }
+
+    /// The event with its names copied, to keep.
+    pub fn into_owned(self) -> Event<'static> {
+        fn own(name: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(name.into_owned())
+        }
+        let kind = match self.kind {
+            EventKind::RunStarted { run, tasks } => EventKind::RunStarted { run, tasks },
+            EventKind::Ready { task } => EventKind::Ready { task: own(task) },
+            EventKind::Started {
+                task,
+                attempt,
+                executor,
+            } => EventKind::Started {
+                task: own(task),
+                attempt,
+                executor: own(executor),
+            },
+            EventKind::Completed { task, attempt } => EventKind::Completed {
+                task: own(task),
+                attempt,
+            },
+            EventKind::Retrying {
+                task,
+                attempt,
+                error,
+                backoff,
+            } => EventKind::Retrying {
+                task: own(task),
+                attempt,
+                error,
+                backoff,
+            },
+            EventKind::Failed {
+                task,
+                attempt,
+                error,
+            } => EventKind::Failed {
+                task: own(task),
+                attempt,
+                error,
+            },
+            EventKind::Skipped { task, because } => EventKind::Skipped {
+                task: own(task),
+                because: own(because),
+            },
+            EventKind::Cancelled { task, attempt } => EventKind::Cancelled {
+                task: own(task),
+                attempt,
+            },
+            EventKind::NotRun { task } => EventKind::NotRun { task: own(task) },
+            EventKind::RunFinished { run } => EventKind::RunFinished { run },
+        };
+        Event { at: self.at, kind }
+    }
+}
+
+impl fmt::Display for Event<'_> {
+    /// One line: ``task `b` attempt 1 started on inline``.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            EventKind::RunStarted { run, tasks } => write!(f, "run {run} started: {tasks} tasks"),
+            EventKind::Ready { task } => write!(f, "task `{task}` is ready"),
+            EventKind::Started {
+                task,
+                attempt,
+                executor,
+            } => write!(f, "task `{task}` attempt {attempt} started on {executor}"),
+            EventKind::Completed { task, attempt: 0 } => {
+                write!(f, "task `{task}` completed with a given value")
+            }
+            EventKind::Completed { task, attempt } => {
+                write!(f, "task `{task}` completed in attempt {attempt}")
+            }
+            EventKind::Retrying {
+                task,
+                attempt,
+                error,
+                backoff,
+            } => write!(
+                f,
+                "task `{task}` attempt {attempt} failed, retrying in {backoff:?}: {error:#}"
+            ),
+            EventKind::Failed {
+                task,
+                attempt,
+                error,
+            } => write!(f, "task `{task}` failed in attempt {attempt}: {error:#}"),
+            EventKind::Skipped { task, because } => {
+                write!(f, "task `{task}` skipped: `{because}` did not complete")
+            }
+            EventKind::Cancelled { task, attempt } => {
+                write!(f, "task `{task}` attempt {attempt} cancelled")
+            }
+            EventKind::NotRun { task } => write!(f, "task `{task}` did not run"),
+            EventKind::RunFinished { run } => write!(f, "run {run} finished"),
+        }
+    }
+}
+
+/// The events of one run as a stream, from [`Run::events`](crate::Run::events).
+///
+/// It holds every event of the run, in order, without a bound (a slow reader loses none;
+/// events wait in memory until read), and ends when the run has finished or been dropped.
+pub struct Events {
+    receiver: mpsc::UnboundedReceiver<Event<'static>>,
+}
+
+impl Events {
+    pub(crate) fn new() -> (mpsc::UnboundedSender<Event<'static>>, Self) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (sender, Self { receiver })
+    }
+}
+
+impl Stream for Events {
+    type Item = Event<'static>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.receiver.poll_recv(cx)
+    }
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events")
+            .field("waiting", &self.receiver.len())
+            .finish()
+    }
+}

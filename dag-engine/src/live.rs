@@ -1,0 +1,139 @@
+//! A run's live status: [`RunStatus`], a handle from [`Run::status`](crate::Run::status) that
+//! any task or thread can take a [`Snapshot`] with while the run goes on.
+//!
+//! It is one more consumer of the run's transitions: the run updates it as each task's state
+//! changes (one short lock per change, only for runs that have a status handle).
+
+use core::fmt;
+use core::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::time::Instant;
+
+use crate::graph::GraphInner;
+use crate::id::{Status, TaskState};
+
+/// A handle on a run's live status; clones share it. See [`Run::status`](crate::Run::status).
+#[derive(Clone)]
+pub struct RunStatus {
+    shared: Arc<Mutex<Live>>,
+}
+
+/// What the run keeps up to date.
+pub(crate) struct Live {
+    graph: Arc<GraphInner>,
+    states: Vec<TaskState>,
+    attempts: Vec<u32>,
+    started: Option<Instant>,
+    finished: Option<Instant>,
+}
+
+impl RunStatus {
+    pub(crate) fn new(graph: Arc<GraphInner>, states: Vec<TaskState>, attempts: Vec<u32>) -> Self {
+        Self {
+            shared: Arc::new(Mutex::new(Live {
+                graph,
+                states,
+                attempts,
+                started: None,
+                finished: None,
+            })),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Live> {
+        // A panic while the lock is held leaves plain data behind: still readable.
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The run's state now: each task's state, counts, elapsed time.
+    pub fn snapshot(&self) -> Snapshot {
+        let live = self.lock();
+        let now = Instant::now();
+        let elapsed = live.started.map_or(Duration::ZERO, |started| {
+            live.finished.unwrap_or(now) - started
+        });
+        Snapshot {
+            tasks: (1..live.states.len())
+                .map(|v| TaskSnapshot {
+                    name: live
+                        .graph
+                        .name(u32::try_from(v).expect("fewer than 2^32 tasks"))
+                        .to_owned(),
+                    state: live.states[v],
+                    attempts: live.attempts[v],
+                })
+                .collect(),
+            elapsed,
+            started: live.started.is_some(),
+            finished: live.finished.is_some(),
+        }
+    }
+}
+
+impl Live {
+    pub fn set(&mut self, v: u32, state: TaskState, attempts: u32) {
+        self.states[v as usize] = state;
+        self.attempts[v as usize] = attempts;
+    }
+
+    pub fn start(&mut self, at: Instant) {
+        self.started = Some(at);
+    }
+
+    pub fn finish(&mut self, at: Instant) {
+        self.finished = Some(at);
+    }
+}
+
+impl fmt::Debug for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.snapshot(), f)
+    }
+}
+
+/// A run's state at one moment, from [`RunStatus::snapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Every task, in the order they were added.
+    pub tasks: Vec<TaskSnapshot>,
+    /// Time since the run started (until it finished, once it has).
+    pub elapsed: Duration,
+    /// Whether the run has started (been polled).
+    pub started: bool,
+    /// Whether the run has finished.
+    pub finished: bool,
+}
+
+/// One task in a [`Snapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskSnapshot {
+    /// The task's name.
+    pub name: String,
+    /// Where it is.
+    pub state: TaskState,
+    /// Attempts started so far.
+    pub attempts: u32,
+}
+
+impl Snapshot {
+    /// How many tasks are in `state`.
+    pub fn count(&self, state: TaskState) -> usize {
+        self.tasks.iter().filter(|task| task.state == state).count()
+    }
+
+    /// How many tasks are done with `status`.
+    pub fn done(&self, status: Status) -> usize {
+        self.count(TaskState::Done(status))
+    }
+
+    /// The state of task `name`.
+    pub fn state(&self, name: &str) -> Option<TaskState> {
+        self.tasks
+            .iter()
+            .find(|task| task.name == name)
+            .map(|task| task.state)
+    }
+}

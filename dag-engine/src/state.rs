@@ -1,0 +1,333 @@
+//! A run's state and the one place where it changes: [`RunState::transition`].
+//!
+//! Every change of a task's state (ready, started with its attempt, completed, retrying,
+//! failed, skipped, cancelled, not run) goes through `transition`, which writes the task's
+//! record (what the [`Report`](crate::Report) is made of) and tells every consumer: the
+//! run's event callbacks and streams, and its live status. The scheduler keeps only what it
+//! schedules with (missing inputs, ready queues, tasks in flight); it never writes a record.
+
+use core::time::Duration;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
+
+use crate::event::{Event, EventKind};
+use crate::executor::Value;
+use crate::graph::GraphInner;
+use crate::id::{RunKey, Status, TaskState};
+use crate::live::RunStatus;
+use crate::options::Observer;
+
+/// Where a completed task's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The task ran in this run.
+    Ran,
+    /// Reused from the report a rerun started from.
+    Reused,
+    /// Given before the run ([`Plan::mark_done`](crate::Plan::mark_done)).
+    Given,
+}
+
+/// What a run records of a task: written by [`RunState::transition`] only.
+#[derive(Debug)]
+pub(crate) struct TaskRecord {
+    pub state: TaskState,
+    pub origin: Origin,
+    pub error: Option<Arc<anyhow::Error>>,
+    pub skipped_because: Option<u32>,
+    pub start: Option<Instant>,
+    pub end: Option<Instant>,
+    pub attempts: u32,
+}
+
+impl TaskRecord {
+    /// The task's status: its final one once it has one.
+    pub fn status(&self) -> Status {
+        self.state.status()
+    }
+
+    const NEW: Self = Self {
+        state: TaskState::Waiting,
+        origin: Origin::Ran,
+        error: None,
+        skipped_because: None,
+        start: None,
+        end: None,
+        attempts: 0,
+    };
+}
+
+/// A change of a task's state.
+pub(crate) enum Transition {
+    /// All its inputs have values.
+    Ready,
+    /// Attempt `attempt` starts.
+    Started { attempt: u32 },
+    /// Its attempt produced this value.
+    Completed(Value),
+    /// It has this value before the run.
+    Given(Value, Origin),
+    /// Its attempt failed; the next one comes after `backoff`.
+    Retrying {
+        error: anyhow::Error,
+        backoff: Duration,
+    },
+    /// Its last attempt failed.
+    Failed(anyhow::Error),
+    /// Task `because` failed or was cancelled.
+    Skipped { because: u32 },
+    /// Its attempt was stopped.
+    Cancelled,
+    /// It will not run.
+    NotRun,
+}
+
+/// A run's records, values and consumers.
+pub(crate) struct RunState {
+    pub graph: Arc<GraphInner>,
+    pub key: RunKey,
+    /// Node 0 is the parameter.
+    pub values: Vec<Option<Value>>,
+    /// Node 0 is the parameter (always completed).
+    pub records: Vec<TaskRecord>,
+    pub started: Option<Instant>,
+    observers: Box<[Observer]>,
+    streams: Vec<UnboundedSender<Event<'static>>>,
+    live: Option<RunStatus>,
+    /// Whether anything consumes transitions besides the records.
+    observed: bool,
+}
+
+impl RunState {
+    pub fn new(
+        graph: Arc<GraphInner>,
+        key: RunKey,
+        param: Value,
+        observers: Vec<Observer>,
+    ) -> Self {
+        let n = graph.len();
+        let mut values = vec![None; n];
+        values[0] = Some(param);
+        let mut records: Vec<TaskRecord> = (0..n).map(|_| TaskRecord::NEW).collect();
+        records[0].state = TaskState::Done(Status::Completed);
+        Self {
+            observed: !observers.is_empty(),
+            observers: observers.into_boxed_slice(),
+            graph,
+            key,
+            values,
+            records,
+            started: None,
+            streams: Vec::new(),
+            live: None,
+        }
+    }
+
+    /// Adds a stream consumer.
+    pub fn add_stream(&mut self, sender: UnboundedSender<Event<'static>>) {
+        self.streams.push(sender);
+        self.observed = true;
+    }
+
+    /// The live status, made on first use from the records so far.
+    pub fn live(&mut self) -> RunStatus {
+        if let Some(live) = &self.live {
+            return live.clone();
+        }
+        let live = RunStatus::new(
+            self.graph.clone(),
+            self.records.iter().map(|r| r.state).collect(),
+            self.records.iter().map(|r| r.attempts).collect(),
+        );
+        if let Some(started) = self.started {
+            live.lock().start(started);
+        }
+        self.live = Some(live.clone());
+        self.observed = true;
+        live
+    }
+
+    /// The run starts.
+    pub fn start(&mut self, now: Instant) {
+        self.started = Some(now);
+        if self.observed {
+            if let Some(live) = &self.live {
+                live.lock().start(now);
+            }
+            self.announce(Event {
+                at: now,
+                kind: EventKind::RunStarted {
+                    run: self.key.clone(),
+                    tasks: self.graph.len() - 1,
+                },
+            });
+        }
+    }
+
+    /// The run ends: every task without a status gets [`Transition::NotRun`] (or, if it was
+    /// still in flight, [`Transition::Cancelled`]), then consumers hear of the end.
+    pub fn finish(&mut self, now: Instant) {
+        for v in 1..self.records.len() {
+            let v = crate::graph::index(v);
+            match self.records[v as usize].state {
+                TaskState::Done(_) => {}
+                TaskState::Running | TaskState::Retrying => {
+                    self.transition(v, Transition::Cancelled, now);
+                }
+                TaskState::Waiting | TaskState::Ready => {
+                    self.transition(v, Transition::NotRun, now);
+                }
+            }
+        }
+        if self.observed {
+            if let Some(live) = &self.live {
+                live.lock().finish(now);
+            }
+            self.announce(Event {
+                at: now,
+                kind: EventKind::RunFinished {
+                    run: self.key.clone(),
+                },
+            });
+            // The streams end with the run.
+            self.streams.clear();
+        }
+    }
+
+    /// Changes task `v`'s state: the one place where that happens.
+    #[inline]
+    pub fn transition(&mut self, v: u32, transition: Transition, now: Instant) {
+        let record = &mut self.records[v as usize];
+        let kind = match transition {
+            Transition::Ready => {
+                record.state = TaskState::Ready;
+                Kind::Ready
+            }
+            Transition::Started { attempt } => {
+                record.state = TaskState::Running;
+                record.attempts = attempt;
+                if attempt == 1 {
+                    record.start = Some(now);
+                }
+                Kind::Started
+            }
+            Transition::Completed(value) => {
+                self.values[v as usize] = Some(value);
+                record.state = TaskState::Done(Status::Completed);
+                record.end = Some(now);
+                Kind::Completed
+            }
+            Transition::Given(value, origin) => {
+                self.values[v as usize] = Some(value);
+                record.state = TaskState::Done(Status::Completed);
+                record.origin = origin;
+                Kind::Completed
+            }
+            Transition::Retrying { error, backoff } => {
+                record.state = TaskState::Retrying;
+                Kind::Retrying(Arc::new(error), backoff)
+            }
+            Transition::Failed(error) => {
+                let error = Arc::new(error);
+                record.state = TaskState::Done(Status::Failed);
+                record.error = Some(error.clone());
+                record.end = Some(now);
+                Kind::Failed(error)
+            }
+            Transition::Skipped { because } => {
+                record.state = TaskState::Done(Status::Skipped);
+                record.skipped_because = Some(because);
+                record.end = Some(now);
+                Kind::Skipped(because)
+            }
+            Transition::Cancelled => {
+                record.state = TaskState::Done(Status::Cancelled);
+                record.end = Some(now);
+                Kind::Cancelled
+            }
+            Transition::NotRun => {
+                record.state = TaskState::Done(Status::NotRun);
+                Kind::NotRun
+            }
+        };
+        if self.observed {
+            self.tell(v, kind, now);
+        }
+    }
+
+    /// Tells the consumers other than the records of a change of task `v`.
+    fn tell(&self, v: u32, kind: Kind, now: Instant) {
+        let record = &self.records[v as usize];
+        if let Some(live) = &self.live {
+            live.lock().set(v, record.state, record.attempts);
+        }
+        if self.observers.is_empty() && self.streams.is_empty() {
+            return;
+        }
+        let graph = &self.graph;
+        let task = Cow::Borrowed(graph.name(v));
+        let attempt = record.attempts;
+        let kind = match kind {
+            Kind::Ready => EventKind::Ready { task },
+            Kind::Started => EventKind::Started {
+                task,
+                attempt,
+                executor: Cow::Borrowed(graph.executor(v).name()),
+            },
+            Kind::Completed => EventKind::Completed {
+                task,
+                attempt: if record.origin == Origin::Ran {
+                    attempt
+                } else {
+                    0
+                },
+            },
+            Kind::Retrying(error, backoff) => EventKind::Retrying {
+                task,
+                attempt,
+                error,
+                backoff,
+            },
+            Kind::Failed(error) => EventKind::Failed {
+                task,
+                attempt,
+                error,
+            },
+            Kind::Skipped(because) => EventKind::Skipped {
+                task,
+                because: Cow::Borrowed(graph.name(because)),
+            },
+            Kind::Cancelled => EventKind::Cancelled { task, attempt },
+            Kind::NotRun => EventKind::NotRun { task },
+        };
+        self.announce(Event { at: now, kind });
+    }
+
+    fn announce(&self, event: Event<'_>) {
+        for observer in &*self.observers {
+            observer(&event);
+        }
+        if let Some((last, others)) = self.streams.split_last() {
+            for stream in others {
+                // A stream whose reader is gone takes nothing: nothing to lose.
+                let _ = stream.send(event.clone().into_owned());
+            }
+            let _ = last.send(event.into_owned());
+        }
+    }
+}
+
+/// What a transition tells the consumers, beside the record.
+enum Kind {
+    Ready,
+    Started,
+    Completed,
+    Retrying(Arc<anyhow::Error>, Duration),
+    Failed(Arc<anyhow::Error>),
+    Skipped(u32),
+    Cancelled,
+    NotRun,
+}
