@@ -194,12 +194,16 @@ impl NameTable {
         self.spans.push(span);
     }
 
-    /// Names the next node `base`, or `base#suffix` from suffix 2 on.
-    fn push_derived(&mut self, base: Base, suffix: u32) {
+    /// Names the next node `base`, or `base#suffix` from suffix 2 on; the span of its base
+    /// part. With `copy`, the span of the same base's text in an earlier name, that text is
+    /// copied instead of written again.
+    fn push_derived(&mut self, base: Base, suffix: u32, copy: Option<(u32, u32)>) -> (u32, u32) {
+        let mut base_end = 0;
         let span = self.append(|text| {
-            match base {
-                Base::Function(name) => text.push_str(name),
-                Base::Site(site) => {
+            match (copy, base) {
+                (Some((start, end)), _) => text.extend_from_within(start as usize..end as usize),
+                (None, Base::Function(name)) => text.push_str(name),
+                (None, Base::Site(site)) => {
                     text.push_str("closure@");
                     text.push_str(site.file());
                     text.push(':');
@@ -208,12 +212,14 @@ impl NameTable {
                     push_decimal(text, site.column());
                 }
             }
+            base_end = text.len();
             if suffix > 1 {
                 text.push('#');
                 push_decimal(text, suffix);
             }
         });
         self.spans.push(span);
+        (span.0, text_offset(base_end))
     }
 
     /// Takes back the last node's name.
@@ -527,6 +533,16 @@ pub(crate) enum Base {
 }
 
 impl Base {
+    /// Whether `self` and `other` are the same base, checking the cheap way first: tasks
+    /// added in a loop share their function and their call site.
+    fn same(self, other: Self) -> bool {
+        match (self, other) {
+            (Self::Function(a), Self::Function(b)) => core::ptr::eq(a, b) || a == b,
+            (Self::Site(a), Self::Site(b)) => core::ptr::eq(a, b) || a == b,
+            _ => false,
+        }
+    }
+
     /// The base name of a task running `F`, added at `site`.
     pub fn of<F>(site: &'static Location<'static>) -> Self {
         function_name::<F>().map_or(Self::Site(site), Self::Function)
@@ -589,9 +605,10 @@ pub(crate) struct Names {
     table: NameTable,
     /// The next suffix to try for each base name (absent: the base name itself).
     next_suffix: HashMap<Base, u32>,
-    /// The base name of the last derived name and its next suffix, not yet in `next_suffix`:
-    /// tasks added in a loop share their function, and skip the hash map.
-    last: Option<(Base, u32)>,
+    /// The base name of the last derived name, its next suffix (not yet in `next_suffix`)
+    /// and the span of its text: tasks added in a loop share their function, skip the hash
+    /// map and copy the base's text.
+    last: Option<(Base, u32, (u32, u32))>,
     /// Every task's name, from the first rename on.
     taken: Option<HashMap<Box<str>, u32>>,
 }
@@ -610,17 +627,18 @@ impl Names {
     /// Names the next node with a new unique name derived from `base`.
     pub fn derive(&mut self, base: Base) {
         let v = index(self.table.len());
-        let mut next = match self.last {
-            Some((last, next)) if last == base => next,
+        let (mut next, copy) = match self.last {
+            Some((last, next, text)) if last.same(base) => (next, Some(text)),
             _ => {
-                if let Some((last, next)) = self.last.take() {
+                if let Some((last, next, _)) = self.last.take() {
                     self.next_suffix.insert(last, next);
                 }
-                self.next_suffix.remove(&base).unwrap_or(1)
+                (self.next_suffix.remove(&base).unwrap_or(1), None)
             }
         };
         loop {
-            self.table.push_derived(base, next);
+            // A name taken back below leaves `copy`, an earlier name's text, in place.
+            let text = self.table.push_derived(base, next, copy);
             next += 1;
             if let Some(taken) = &mut self.taken {
                 let name = self.table.get(v);
@@ -630,7 +648,7 @@ impl Names {
                 }
                 taken.insert(name.into(), v);
             }
-            self.last = Some((base, next));
+            self.last = Some((base, next, text));
             return;
         }
     }
@@ -721,6 +739,24 @@ mod tests {
             text.push(' ');
         }
         assert_eq!(text, format!("0 7 10 1234 {} ", u32::MAX));
+    }
+
+    #[test]
+    fn closures_are_named_after_where_they_were_added() {
+        let here = Location::caller();
+        let mut names = Names::new();
+        names.derive(Base::Site(here));
+        names.derive(Base::Site(here));
+        let site = format!("closure@{}:{}:{}", here.file(), here.line(), here.column());
+        assert_eq!(names.get(1), site);
+        assert_eq!(names.get(2), format!("{site}#2"));
+        // The next suffix is taken by a rename: the name is made again from the copied text.
+        assert!(names.rename(1, &format!("{site}#3")));
+        names.derive(Base::Site(here));
+        assert_eq!(names.get(3), format!("{site}#4"));
+        names.derive(Base::Function("f"));
+        names.derive(Base::Site(here));
+        assert_eq!(names.get(5), format!("{site}#5"));
     }
 
     #[test]

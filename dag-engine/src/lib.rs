@@ -7,16 +7,28 @@
 //!   as a [`BuildError`].
 //! - **Run** it any number of times, also concurrently, each run with its own parameter:
 //!   [`Graph::run`] returns a future of the run's [`Report`]. Each task starts the moment its
-//!   last input is ready. Async tasks are polled on the run's own future, blocking ones run on
-//!   tokio's blocking pool; [`RunOptions`] limits how many of each are in flight, and
-//!   [`TaskOptions`] gives a task a timeout and retries with backoff.
+//!   last input is ready. [`RunOptions`] limits how many tasks are in flight on each
+//!   executor, and [`TaskOptions`] gives a task a timeout and retries with backoff.
 //! - **Failures** stay where they are: a failed task's descendants are skipped (never called),
 //!   each naming the task that failed, and everything else runs to completion; a panic is a
 //!   failure with its message. [`Report::check`] lists every failed task; with
 //!   [`RunOptions::fail_fast`] the run stops at the first failure instead.
 //! - **Again**: [`Graph::again`] reruns only what did not complete, reusing every completed
-//!   value; it can also reset tasks, mark tasks done, or run a subset, and
-//!   [`Graph::replace`] swaps a task's function.
+//!   value; [`Graph::plan`] starts a first run partly done or with a subset; both can reset
+//!   tasks, mark tasks done, or run a subset, and [`Graph::replace`] swaps a task's function.
+//! - **Placement**: each task runs on an [`Executor`] chosen when it is added
+//!   ([`Placement`]): the run's own task ([`Inline`]), tokio's blocking pool
+//!   ([`BlockingPool`]), a tokio task of its own ([`Spawned`]), or one of your own; each has
+//!   its own limit on tasks in flight.
+//! - **Seeing it**: every change of a task's state is one transition, announced as an
+//!   [`Event`] to callbacks ([`RunOptions::on_event`]) and streams ([`Run::events`]), kept in
+//!   the live status ([`Run::status`]) and in the [`Report`]. See [`Event`] for what is
+//!   guaranteed.
+//! - **Identity**: runs have keys unique across processes ([`RunKey`]), attempts have keys
+//!   ([`AttemptKey`]: run, task, attempt) that a task reads with [`current_attempt`], and task
+//!   names are stable across builds of the same graph.
+//! - **Stopping**: [`RunOptions::cancel_on`] and [`RunOptions::time_limit`] stop a run with
+//!   its report; dropping the run cancels everything without one.
 //!
 //! ```
 //! use dagjoin::runtime::{GraphBuilder, Status};

@@ -99,6 +99,8 @@ pub(crate) struct RunState {
     live: Option<RunStatus>,
     /// Whether anything consumes transitions besides the records.
     observed: bool,
+    /// How many tasks have a status: when all have, the end of the run has nothing to add.
+    done: usize,
 }
 
 impl RunState {
@@ -123,6 +125,7 @@ impl RunState {
             started: None,
             streams: Vec::new(),
             live: None,
+            done: 0,
         }
     }
 
@@ -170,7 +173,11 @@ impl RunState {
     /// The run ends: every task without a status gets [`Transition::NotRun`] (or, if it was
     /// still in flight, [`Transition::Cancelled`]), then consumers hear of the end.
     pub fn finish(&mut self, now: Instant) {
+        let tasks = self.records.len() - 1;
         for v in 1..self.records.len() {
+            if self.done == tasks {
+                break;
+            }
             let v = crate::graph::index(v);
             match self.records[v as usize].state {
                 TaskState::Done(_) => {}
@@ -200,12 +207,18 @@ impl RunState {
     /// Changes task `v`'s state: the one place where that happens.
     #[inline]
     pub fn transition(&mut self, v: u32, transition: Transition, now: Instant) {
+        if let Transition::Ready = transition {
+            // The records do not keep readiness (a report has no use for it, and not writing
+            // a ready task's record keeps a completion's walk over its users to the compact
+            // array of missing inputs); the consumers hear of it.
+            if self.observed {
+                self.tell(v, Kind::Ready, now);
+            }
+            return;
+        }
         let record = &mut self.records[v as usize];
         let kind = match transition {
-            Transition::Ready => {
-                record.state = TaskState::Ready;
-                Kind::Ready
-            }
+            Transition::Ready => unreachable!("handled above"),
             Transition::Started { attempt } => {
                 record.state = TaskState::Running;
                 record.attempts = attempt;
@@ -253,6 +266,9 @@ impl RunState {
                 Kind::NotRun
             }
         };
+        if record.state.is_done() {
+            self.done += 1;
+        }
         if self.observed {
             self.tell(v, kind, now);
         }
@@ -262,7 +278,11 @@ impl RunState {
     fn tell(&self, v: u32, kind: Kind, now: Instant) {
         let record = &self.records[v as usize];
         if let Some(live) = &self.live {
-            live.lock().set(v, record.state, record.attempts);
+            let state = match kind {
+                Kind::Ready => TaskState::Ready,
+                _ => record.state,
+            };
+            live.lock().set(v, state, record.attempts);
         }
         if self.observers.is_empty() && self.streams.is_empty() {
             return;

@@ -271,7 +271,7 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
 
     /// Starts a task with `options` (timeout, retries, backoff).
     pub fn with_options(&mut self, options: TaskOptions) -> TaskBuilder<'_, P> {
-        self.task().options(options)
+        self.task().with_options(options)
     }
 
     fn task(&mut self) -> TaskBuilder<'_, P> {
@@ -448,7 +448,7 @@ impl<P> fmt::Debug for GraphBuilder<P> {
 /// let sum = g
 ///     .named("checksum")
 ///     .on(Placement::Blocking)
-///     .options(TaskOptions::new().timeout(Duration::from_secs(10)))
+///     .with_options(TaskOptions::new().timeout(Duration::from_secs(10)))
 ///     .add_blocking(checksum, data);
 /// assert_eq!(g.name(&sum), Some("checksum"));
 /// ```
@@ -474,8 +474,8 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
         self
     }
 
-    /// Gives the task `options`.
-    pub fn options(mut self, options: TaskOptions) -> Self {
+    /// Gives the task `options` (timeout, retries, backoff).
+    pub fn with_options(mut self, options: TaskOptions) -> Self {
         self.options = options;
         self
     }

@@ -1,0 +1,100 @@
+//! The run-time engine's cost of being watched: a run of 10,000 zero-work tasks with nothing
+//! observing it, against the same run with a no-op event callback and with a live status
+//! handle, in the same criterion run (`cargo bench --bench engine`). Shapes: a chain and a
+//! random DAG of about 3 edges per task, the extremes of `benches/peers`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use dagjoin::runtime::{Graph, GraphBuilder, Handle, RunOptions};
+
+const TASKS: usize = 10_000;
+
+/// Task `i`'s inputs: `i - 1` (chain) or up to 3 distinct earlier tasks (random, fixed seed).
+fn shape(random: bool) -> Vec<Vec<usize>> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        // splitmix64
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    (0..TASKS)
+        .map(|i| {
+            if !random {
+                return if i == 0 { vec![] } else { vec![i - 1] };
+            }
+            let mut deps: Vec<usize> = Vec::new();
+            while deps.len() < i.min(3) {
+                let d = usize::try_from(next() % i as u64).unwrap();
+                if !deps.contains(&d) {
+                    deps.push(d);
+                }
+            }
+            deps
+        })
+        .collect()
+}
+
+fn build(deps: &[Vec<usize>]) -> (Graph<()>, Handle<u64>) {
+    let mut g = GraphBuilder::<()>::new();
+    let mut h: Vec<Handle<u64>> = Vec::with_capacity(deps.len());
+    for inputs in deps {
+        let handle = match inputs[..] {
+            [] => g.add(|| async { 1_u64 }, ()),
+            [a] => g.add(|a: u64| async move { a }, h[a]),
+            [a, b] => g.add(
+                |a: u64, b: u64| async move { a.wrapping_add(b) },
+                (h[a], h[b]),
+            ),
+            [a, b, c] => g.add(
+                |a: u64, b: u64, c: u64| async move { a.wrapping_add(b).wrapping_add(c) },
+                (h[a], h[b], h[c]),
+            ),
+            _ => unreachable!("at most 3 inputs"),
+        };
+        h.push(handle);
+    }
+    (g.build().unwrap(), *h.last().unwrap())
+}
+
+fn observers(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    for (name, random) in [("chain", false), ("random", true)] {
+        let (graph, last) = build(&shape(random));
+        let mut group = c.benchmark_group(format!("observed/{name}"));
+        group.bench_function(BenchmarkId::new("none", TASKS), |b| {
+            b.iter(|| {
+                let report = rt.block_on(graph.run(()));
+                black_box(*report.get(&last).unwrap())
+            });
+        });
+        group.bench_function(BenchmarkId::new("no-op callback", TASKS), |b| {
+            b.iter(|| {
+                let options = RunOptions::new().on_event(|event| {
+                    black_box(event);
+                });
+                let report = rt.block_on(graph.run_with((), options));
+                black_box(*report.get(&last).unwrap())
+            });
+        });
+        group.bench_function(BenchmarkId::new("live status", TASKS), |b| {
+            b.iter(|| {
+                let mut run = graph.run(());
+                let status = run.status();
+                let report = rt.block_on(run);
+                black_box(status);
+                black_box(*report.get(&last).unwrap())
+            });
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, observers);
+criterion_main!(benches);

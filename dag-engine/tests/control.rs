@@ -1,0 +1,292 @@
+//! Controlling a run from outside: stopping it with its report (a cancel handle, a
+//! deadline), starting it partly done, watching its live status, and naming it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Counter, Log, SEED};
+use dagjoin::runtime::{
+    BuildProblem, CancelHandle, Graph, GraphBuilder, NamedGraphBuilder, PlanError, RunKey,
+    RunOptions, Status, TaskState,
+};
+
+/// The seed graph, counting calls of each task.
+fn seed(calls: &Counter) -> Graph<Log> {
+    let mut builder = NamedGraphBuilder::with_param();
+    for (name, ms, deps) in SEED {
+        let calls = calls.clone();
+        builder
+            .task(name, move |inputs| {
+                calls.hit();
+                async move {
+                    inputs.param::<Log>()?.work(name, ms).await;
+                    Ok(name.len())
+                }
+            })
+            .depends(name, deps.iter().copied());
+    }
+    builder.build().unwrap()
+}
+
+/// Checks a seed run stopped at 550 ms: what had completed keeps its value, what was running
+/// is cancelled, the rest did not run; then `again` finishes it, calling only the rest.
+async fn check_stopped_at_550_ms(
+    graph: &Graph<Log>,
+    log: &Log,
+    calls: &Counter,
+    report: dagjoin::runtime::Report,
+) {
+    assert_eq!(report.makespan(), Duration::from_millis(550));
+    let status = |name: &str| report.task(name).unwrap().status();
+    // fast_task_a and fast_task_b (100 ms) completed; slow_task_b (100..600 ms) and
+    // slow_task_a (0..1000 ms) were running; the others wait for them.
+    for (name, expected) in [
+        ("fast_task_a", Status::Completed),
+        ("fast_task_b", Status::Completed),
+        ("slow_task_b", Status::Cancelled),
+        ("slow_task_a", Status::Cancelled),
+        ("fast_task_c", Status::NotRun),
+        ("end_task", Status::NotRun),
+    ] {
+        assert_eq!(status(name), expected, "{name}");
+    }
+    assert_eq!(report.value::<usize>("fast_task_a").unwrap(), &11);
+    assert_eq!(
+        report.task("slow_task_a").unwrap().finished(),
+        Some(report.finished())
+    );
+    // Cancelled and not-run tasks are no failures.
+    report.check().unwrap();
+    assert_eq!(calls.get(), 4);
+
+    let rest = graph.again(&report).run(log.clone()).unwrap().await;
+    rest.check().unwrap();
+    assert!(rest.task("fast_task_a").unwrap().reused());
+    assert_eq!(rest.value::<usize>("end_task").unwrap(), &8);
+    // The two cancelled tasks ran again, then the two that had not run: 4 more calls.
+    assert_eq!(calls.get(), 8);
+    // slow_task_a again from the start (1000 ms), then fast_task_c and end_task.
+    assert_eq!(rest.makespan(), Duration::from_millis(1200));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_handle_stops_a_run_with_its_report() {
+    let calls = Counter::default();
+    let graph = seed(&calls);
+    let log = Log::new();
+    let cancel = CancelHandle::new();
+    let run = tokio::spawn(graph.run_with(log.clone(), RunOptions::new().cancel_on(&cancel)));
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    cancel.cancel();
+    let report = run.await.unwrap();
+    check_stopped_at_550_ms(&graph, &log, &calls, report).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_stops_a_run_with_its_report() {
+    let calls = Counter::default();
+    let graph = seed(&calls);
+    let log = Log::new();
+    let report = graph
+        .run_with(
+            log.clone(),
+            RunOptions::new().time_limit(Duration::from_millis(550)),
+        )
+        .await;
+    check_stopped_at_550_ms(&graph, &log, &calls, report).await;
+
+    // An absolute deadline, already past: nothing runs.
+    let report = graph
+        .run_with(
+            log.clone(),
+            RunOptions::new().deadline(tokio::time::Instant::now()),
+        )
+        .await;
+    assert_eq!(report.count(Status::NotRun), 6);
+    assert_eq!(report.makespan(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_cancelled_before_it_starts_runs_nothing() {
+    let calls = Counter::default();
+    let graph = seed(&calls);
+    let cancel = CancelHandle::new();
+    cancel.cancel();
+    let report = graph
+        .run_with(Log::new(), RunOptions::new().cancel_on(&cancel))
+        .await;
+    assert_eq!(report.count(Status::NotRun), 6);
+    assert_eq!(calls.get(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_run_can_start_partly_done_or_with_a_subset() {
+    let calls = Counter::default();
+    let graph = seed(&calls);
+    let log = Log::new();
+    // `slow_task_a` is known already: the run takes the other branch's time.
+    let report = graph
+        .plan()
+        .mark_done("slow_task_a", 11_usize)
+        .run(log.clone())
+        .unwrap()
+        .await;
+    report.check().unwrap();
+    assert!(report.task("slow_task_a").unwrap().marked_done());
+    assert!(!report.task("slow_task_a").unwrap().ran());
+    assert_eq!(calls.get(), 5);
+    assert_eq!(report.makespan(), Duration::from_millis(700));
+
+    // Only two tasks, the input of the second given.
+    let report = graph
+        .plan()
+        .mark_done("fast_task_a", 1_usize)
+        .only(["slow_task_b", "fast_task_b"])
+        .run(log.clone())
+        .unwrap()
+        .await;
+    assert_eq!(report.count(Status::Completed), 3);
+    assert_eq!(report.count(Status::NotRun), 3);
+    assert_eq!(calls.get(), 7);
+
+    // A subset whose input neither runs nor has a value: refused before anything runs,
+    // naming both tasks.
+    let error = graph
+        .plan()
+        .only(["end_task"])
+        .run(log.clone())
+        .unwrap_err();
+    assert_eq!(
+        error,
+        PlanError::MissingInput {
+            task: "end_task".to_owned(),
+            dependency: "slow_task_b".to_owned()
+        }
+    );
+    // A value of the wrong type is refused too.
+    let error = graph
+        .plan()
+        .mark_done("fast_task_a", "one")
+        .run(log)
+        .unwrap_err();
+    assert!(matches!(error, PlanError::TypeMismatch { .. }), "{error}");
+    assert_eq!(calls.get(), 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_live_status_follows_the_run() {
+    let calls = Counter::default();
+    let graph = seed(&calls);
+    let mut run = graph.run(Log::new());
+    let status = run.status();
+    let before = status.snapshot();
+    assert!(!before.started);
+    assert_eq!(before.count(TaskState::Waiting), 6);
+    let run = tokio::spawn(run);
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    let now = status.snapshot();
+    assert!(now.started && !now.finished);
+    assert_eq!(now.elapsed, Duration::from_millis(550));
+    assert_eq!(now.done(Status::Completed), 2);
+    assert_eq!(now.count(TaskState::Running), 2);
+    assert_eq!(now.count(TaskState::Waiting), 2);
+    assert_eq!(now.state("slow_task_b"), Some(TaskState::Running));
+    let report = run.await.unwrap();
+    let after = status.snapshot();
+    assert!(after.finished);
+    assert_eq!(after.elapsed, report.makespan());
+    assert_eq!(after.done(Status::Completed), 6);
+    assert!(after.tasks.iter().all(|task| task.attempts == 1));
+}
+
+#[tokio::test]
+async fn runs_have_unique_keys_or_the_one_given() {
+    let graph = seed(&Counter::default());
+    tokio::time::pause();
+    let mut keys: Vec<RunKey> = Vec::new();
+    for _ in 0..100 {
+        let report = graph.run(Log::new()).await;
+        keys.push(report.run_key().clone());
+    }
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 100, "keys are unique");
+    // Time-ordered: in the order the runs were made, within a millisecond.
+    assert!(keys.iter().all(|key| key.as_str().len() == 36));
+
+    let given = RunKey::new("nightly-2026-12-01").unwrap();
+    let mut run = graph.run_with(Log::new(), RunOptions::new().run_key(given.clone()));
+    assert_eq!(run.key(), &given);
+    let events = run.events();
+    let report = run.await;
+    assert_eq!(report.run_key(), &given);
+    let keys: Vec<String> = report
+        .task("end_task")
+        .unwrap()
+        .attempt_keys()
+        .map(|key| key.to_string())
+        .collect();
+    assert_eq!(keys, ["run nightly-2026-12-01, task `end_task`, attempt 1"]);
+    drop(events);
+
+    for bad in ["", "two words", "tab\there", &"x".repeat(129)] {
+        assert!(RunKey::new(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        RunKey::new("a b").unwrap_err().to_string(),
+        "`a b` is not a run key: a key is 1 to 128 printable ASCII characters without spaces"
+    );
+}
+
+#[test]
+fn a_function_returning_a_result_must_be_added_with_try_add() {
+    async fn check(x: u32) -> anyhow::Result<u32> {
+        anyhow::ensure!(x > 0, "zero");
+        Ok(x)
+    }
+    fn parse(s: String) -> Result<u32, std::num::ParseIntError> {
+        s.parse()
+    }
+    let mut g = GraphBuilder::<u32>::new();
+    let x = g.param();
+    g.add(check, x);
+    let mut g2 = GraphBuilder::<String>::new();
+    let s = g2.param();
+    g2.add_blocking(parse, s);
+    let error = g.build().unwrap_err();
+    assert!(matches!(
+        error.problems(),
+        [BuildProblem::ResultValue { task, .. }] if task == "check"
+    ));
+    assert_eq!(
+        error.to_string(),
+        "task `check` returns a `core::result::Result<u32, anyhow::Error>` but was added with \
+         `add`, so an `Err` would be a completed value; add it with `try_add` (or \
+         `try_add_blocking`) so that an `Err` fails the task"
+    );
+    assert!(matches!(
+        g2.build().unwrap_err().problems(),
+        [BuildProblem::ResultValue { task, .. }] if task == "parse"
+    ));
+
+    // With `try_add` the same function builds, and an `Err` fails the task.
+    let mut g = GraphBuilder::<u32>::new();
+    let x = g.param();
+    g.try_add(check, x);
+    let graph = g.build().unwrap();
+    let report = futures::executor::block_on(graph.run(0));
+    assert_eq!(report.task("check").unwrap().status(), Status::Failed);
+}
+
+#[test]
+fn names_given_when_adding_are_checked_like_renames() {
+    let mut g = GraphBuilder::<()>::new();
+    g.named("load").add(|| async { 1 }, ());
+    g.named("load").add(|| async { 2 }, ());
+    assert_eq!(
+        g.build().unwrap_err().to_string(),
+        "task `load` is defined more than once"
+    );
+}
