@@ -39,25 +39,26 @@ fn shape(random: bool) -> Vec<Vec<usize>> {
 }
 
 fn build(deps: &[Vec<usize>]) -> (Graph<()>, Handle<u64>) {
-    let mut g = GraphBuilder::<()>::new();
-    let mut h: Vec<Handle<u64>> = Vec::with_capacity(deps.len());
+    let mut builder = GraphBuilder::<()>::new();
+    let mut handles: Vec<Handle<u64>> = Vec::with_capacity(deps.len());
     for inputs in deps {
-        let handle = match inputs[..] {
-            [] => g.add(|| async { 1_u64 }, ()),
-            [a] => g.add(|a: u64| async move { a }, h[a]),
-            [a, b] => g.add(
-                |a: u64, b: u64| async move { a.wrapping_add(b) },
-                (h[a], h[b]),
+        let at = |i: usize| handles[inputs[i]];
+        let handle = match inputs.len() {
+            0 => builder.add(|| async { 1_u64 }, ()),
+            1 => builder.add(|x: u64| async move { x }, at(0)),
+            2 => builder.add(
+                |x: u64, y: u64| async move { x.wrapping_add(y) },
+                (at(0), at(1)),
             ),
-            [a, b, c] => g.add(
-                |a: u64, b: u64, c: u64| async move { a.wrapping_add(b).wrapping_add(c) },
-                (h[a], h[b], h[c]),
+            3 => builder.add(
+                |x: u64, y: u64, z: u64| async move { x.wrapping_add(y).wrapping_add(z) },
+                (at(0), at(1), at(2)),
             ),
             _ => unreachable!("at most 3 inputs"),
         };
-        h.push(handle);
+        handles.push(handle);
     }
-    (g.build().unwrap(), *h.last().unwrap())
+    (builder.build().unwrap(), *handles.last().unwrap())
 }
 
 fn observers(c: &mut Criterion) {

@@ -35,31 +35,31 @@
 ///
 /// # Statements
 ///
-/// A statement `name = EXPR;` declares a node. `EXPR` is any expression whose value is a
-/// future (or [`IntoFuture`](core::future::IntoFuture)); the node's value is that future's
+/// A statement `name = EXPR;` declares a task. `EXPR` is any expression whose value is a
+/// future (or [`IntoFuture`](core::future::IntoFuture)); the task's value is that future's
 /// output. Statements may come in any order. An optional trailing expression, which may use
-/// any node, is what the whole graph resolves to; without one it resolves to `()`.
+/// any task, is what the whole graph resolves to; without one it resolves to `()`.
 ///
-/// A node depends on every other node whose name appears in its expression: in arguments,
+/// A task depends on every other task whose name appears in its expression: in arguments,
 /// method receivers, closures, nested blocks and `async` blocks, and in the arguments of
 /// macro calls such as `vec![a, b]` or `format!("{a}")`. A name that the expression binds
-/// itself (a closure parameter, a `let`, a `match` arm) is not a node there. Every other
+/// itself (a closure parameter, a `let`, a `match` arm) is not a task there. Every other
 /// identifier is an ordinary variable from the surrounding scope: that is how parameters
 /// enter a graph.
 ///
-/// In macro calls, every argument naming a node is a use, and so is `{name}` in the format
+/// In macro calls, every argument naming a task is a use, and so is `{name}` in the format
 /// string of the format macros of std, `log`, `tracing`, `anyhow` and `eyre` (`format!`,
 /// `println!`, `info!`, `bail!`, ..); in other macros a string literal is text, so pass the
-/// node as an argument (`my_log!("{}", name)`). A `dag!` inside a node hides the names it
+/// task as an argument (`my_log!("{}", name)`). A `dag!` inside a task hides the names it
 /// defines; `stringify!`, `concat!`, `env!` and the like use nothing. Arguments that are not
-/// expressions are read token by token, where every identifier naming a node is a use, even
+/// expressions are read token by token, where every identifier naming a task is a use, even
 /// one the macro binds (a `tokio::select!` branch `a = fut => ..`): give those another name.
 ///
-/// A node may have doc comments (`/// ..`); its only other attributes are those of
+/// A task may have doc comments (`/// ..`); its only other attributes are those of
 /// [placement](#placement).
 ///
-/// The expression of a node is evaluated once all the nodes it uses have their values, at
-/// that moment and never later. No node waits for a node it does not use.
+/// The expression of a task is evaluated once all the tasks it uses have their values, at
+/// that moment and never later. No task waits for a task it does not use.
 ///
 /// # The future
 ///
@@ -91,19 +91,19 @@
 ///
 /// # Values
 ///
-/// - A node used by value by one other node (or the trailing expression) is moved there.
-/// - A node used by value by several is cloned for all but one of them; use `Arc` for values
+/// - A task used by value by one other task (or the trailing expression) is moved there.
+/// - A task used by value by several is cloned for all but one of them; use `Arc` for values
 ///   that are costly to clone. Each consumer gets its own value, so inside one expression the
 ///   usual rules apply (`f(a, a)` needs `a: Copy`, as in plain Rust).
 /// - `&name`, a method call `name.method()`, a field `name.field` and an index `name[i]`
 ///   borrow the value: no clone. A consumer that only borrows shares the value with the
 ///   others; one that moves it waits for the borrowers if they run before it, and otherwise
 ///   gets a clone. A method that takes `self` (`name.into_bytes()`) or a field moved out of
-///   the value moves out of the node itself, which works for its only consumer; where others
+///   the value moves out of the task itself, which works for its only consumer; where others
 ///   use it too, write the call by value (`String::into_bytes(name)`) to get a clone.
-/// - Inside a `move` closure or an `async move` block a node is taken by value.
+/// - Inside a `move` closure or an `async move` block a task is taken by value.
 /// - `name(..)` calls the function (or closure) of that name from the surrounding scope, even
-///   when a node has the same name; call a node holding a closure as `(name)(..)`.
+///   when a task has the same name; call a task holding a closure as `(name)(..)`.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -124,13 +124,13 @@
 /// # });
 /// ```
 ///
-/// # Fallible nodes
+/// # Fallible tasks
 ///
-/// `name = EXPR?;` awaits, then applies `?` (only there: a `?` inside a node's expression may
-/// apply to a block the node is wrapped in, so make the fallible step a node of its own). A
-/// graph with any `?` node resolves to `Result<T, E>`, the trailing expression wrapped in `Ok` for you, like a `try` block. `E` is
-/// [`anyhow::Error`](https://docs.rs/anyhow) by default, so nodes with different error types
-/// mix freely, and the error names the node that failed:
+/// `name = EXPR?;` awaits, then applies `?` (only there: a `?` inside a task's expression may
+/// apply to a block the task is wrapped in, so make the fallible step a task of its own). A
+/// graph with any `?` task resolves to `Result<T, E>`, the trailing expression wrapped in `Ok` for you, like a `try` block. `E` is
+/// [`anyhow::Error`](https://docs.rs/anyhow) by default, so tasks with different error types
+/// mix freely, and the error names the task that failed:
 ///
 /// ```
 /// use dagjoin::dag;
@@ -148,29 +148,29 @@
 /// }
 /// .await
 /// .unwrap_err();
-/// assert_eq!(format!("{err:#}"), "node `fetch_user` failed: connection refused");
+/// assert_eq!(format!("{err:#}"), "task `fetch_user` failed: connection refused");
 /// # });
 /// ```
 ///
 /// A library that must not expose `anyhow` names its own error type first in the body with
-/// `type Error = MyError;`; each node's error is converted with `From`, as `?` does.
+/// `type Error = MyError;`; each task's error is converted with `From`, as `?` does.
 ///
-/// The first error ends the run at that moment: nodes in flight are dropped (cancelled) then,
-/// and nodes that have not started never start.
+/// The first error ends the run at that moment: tasks in flight are dropped (cancelled) then,
+/// and tasks that have not started never start.
 ///
 /// # Placement
 ///
-/// By default a node is polled on the graph's own task: concurrency without threads. Two
-/// attributes move a node elsewhere (feature `tokio`, on by default):
+/// By default a task is polled on the graph's own task: concurrency without threads. Two
+/// attributes move a task elsewhere (feature `tokio`, on by default):
 ///
-/// - `#[spawn]` runs the node's future as its own tokio task, in parallel with the rest on a
+/// - `#[spawn]` runs the task's future as its own tokio task, in parallel with the rest on a
 ///   multi-threaded runtime. The future must be `Send + 'static`: it takes its inputs by value
-///   (`&name` in a spawned node is a compile error).
+///   (`&name` in a spawned task is a compile error).
 /// - `#[blocking]` runs a synchronous expression on tokio's blocking pool, for CPU-bound or
-///   blocking work. The expression becomes a `move` closure, so it owns every node it names.
+///   blocking work. The expression becomes a `move` closure, so it owns every task it names.
 ///
 /// Dropping the graph's future aborts its spawned tasks; a blocking closure that is already
-/// running cannot be interrupted and its result is discarded. A panic in any node reaches the
+/// running cannot be interrupted and its result is discarded. A panic in any task reaches the
 /// task awaiting the graph with its original message.
 ///
 /// ```
@@ -195,8 +195,8 @@
 /// # Compile errors
 ///
 /// A dependency cycle (`` dependency cycle: `a` -> `b` -> `a` ``, at the reference that closes
-/// it), a node that uses itself, a name defined twice, an unknown or repeated attribute,
-/// `&name` into a `#[spawn]` node, `&mut name` of a node, misplaced or repeated options and
+/// it), a task that uses itself, a name defined twice, an unknown or repeated attribute,
+/// `&name` into a `#[spawn]` task, `&mut name` of a task, misplaced or repeated options and
 /// malformed statements are compile errors pointing at the tokens to fix, all of them at once.
 ///
 /// ```compile_fail
@@ -221,7 +221,7 @@ pub use dag_engine as runtime;
 pub mod __private {
     pub use dag_macros::dag_impl;
     #[cfg(feature = "anyhow")]
-    pub use dag_runtime::{anyhow, node_error};
+    pub use dag_runtime::{anyhow, task_error};
     pub use dag_runtime::{branch, join, join_wide, try_join, try_join_wide, Owned, Slot};
     #[cfg(feature = "tokio")]
     pub use dag_runtime::{spawn, spawn_blocking};
@@ -237,7 +237,7 @@ pub mod __private {
     pub use self::disabled::{spawn, spawn_blocking};
 
     #[cfg(not(feature = "anyhow"))]
-    pub use self::disabled::{anyhow, node_error};
+    pub use self::disabled::{anyhow, task_error};
 
     /// Stand-ins for what a disabled feature provides: using them is a compile error that
     /// names the feature.
@@ -247,14 +247,14 @@ pub mod __private {
     )]
     mod disabled {
         #[diagnostic::on_unimplemented(
-            message = "`#[spawn]` and `#[blocking]` nodes need the `tokio` feature of `dagjoin`",
-            label = "this node is placed on tokio"
+            message = "`#[spawn]` and `#[blocking]` tasks need the `tokio` feature of `dagjoin`",
+            label = "this task is placed on tokio"
         )]
         pub trait NeedsTokioFeature {}
 
         #[diagnostic::on_unimplemented(
-            message = "fallible nodes need the `anyhow` feature of `dagjoin`, or an error type chosen with `type Error = YourError;`",
-            label = "this node's error needs a type to go into"
+            message = "fallible tasks need the `anyhow` feature of `dagjoin`, or an error type chosen with `type Error = YourError;`",
+            label = "this task's error needs a type to go into"
         )]
         pub trait NeedsAnyhowFeature {}
 
@@ -274,7 +274,7 @@ pub mod __private {
             pub struct Error(pub(in crate::__private) ());
         }
 
-        pub fn node_error<E: NeedsAnyhowFeature>(_: E, _: &'static str) -> anyhow::Error {
+        pub fn task_error<E: NeedsAnyhowFeature>(_: E, _: &'static str) -> anyhow::Error {
             anyhow::Error(())
         }
     }

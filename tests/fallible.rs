@@ -73,7 +73,7 @@ async fn errors_name_the_failing_node_and_mix_types() {
     .unwrap_err();
     assert_eq!(
         format!("{err:#}"),
-        "node `fetch_user` failed: connection refused"
+        "task `fetch_user` failed: connection refused"
     );
     let io = err
         .downcast_ref::<std::io::Error>()
@@ -89,7 +89,7 @@ async fn errors_name_the_failing_node_and_mix_types() {
     .unwrap_err();
     assert_eq!(
         format!("{err:#}"),
-        "node `n` failed: cannot parse \"twelve\""
+        "task `n` failed: cannot parse \"twelve\""
     );
 }
 
@@ -166,7 +166,7 @@ async fn the_first_error_ends_the_run_at_once() {
     }
     .await;
     let err = result.unwrap_err();
-    assert_eq!(format!("{err:#}"), "node `bad` failed: boom");
+    assert_eq!(format!("{err:#}"), "task `bad` failed: boom");
     assert_eq!(
         t0.elapsed(),
         Duration::from_millis(100),
@@ -197,7 +197,7 @@ async fn errors_end_graphs_with_slots_too() {
     .await;
     assert_eq!(
         format!("{:#}", result.unwrap_err()),
-        "node `a` failed: a broke"
+        "task `a` failed: a broke"
     );
     assert_eq!(t0.elapsed(), Duration::from_millis(50));
 }

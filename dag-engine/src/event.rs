@@ -23,12 +23,93 @@ use futures_core::Stream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::graph::GraphInner;
 use crate::id::RunKey;
+
+/// The name of the task an [`Event`] is about, looked up in the graph only when read (an
+/// observer that does not read it does not pay for it). Reads as a `str`.
+#[derive(Clone)]
+pub struct TaskName<'a>(Name<'a>);
+
+#[derive(Clone)]
+enum Name<'a> {
+    Node(&'a GraphInner, u32),
+    Owned(Arc<str>),
+}
+
+impl<'a> TaskName<'a> {
+    pub(crate) fn new(graph: &'a GraphInner, node: u32) -> Self {
+        Self(Name::Node(graph, node))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Name::Node(graph, node) => graph.name(*node),
+            Name::Owned(name) => name,
+        }
+    }
+
+    /// The name, copied out of the graph.
+    pub fn into_owned(self) -> TaskName<'static> {
+        match self.0 {
+            Name::Node(graph, node) => TaskName(Name::Owned(Arc::from(graph.name(node)))),
+            Name::Owned(name) => TaskName(Name::Owned(name)),
+        }
+    }
+}
+
+impl core::ops::Deref for TaskName<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for TaskName<'_> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for TaskName<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TaskName<'_> {}
+
+impl PartialEq<str> for TaskName<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for TaskName<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Display for TaskName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for TaskName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 /// One change of a run's state: what happened, when, to which task.
 ///
-/// Callbacks get it borrowed (`Event<'_>`, names borrowed from the graph: no copy per
-/// event); [`into_owned`](Event::into_owned) makes an `Event<'static>` to keep.
+/// Callbacks get it borrowed (`Event<'_>`: task names are read from the graph when asked
+/// for, nothing is copied per event); [`into_owned`](Event::into_owned) makes an
+/// `Event<'static>` to keep.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Event<'a> {
@@ -53,12 +134,12 @@ pub enum EventKind<'a> {
     /// All the task's inputs have values: it starts as soon as its executor has room.
     Ready {
         /// The task.
-        task: Cow<'a, str>,
+        task: TaskName<'a>,
     },
     /// An attempt of the task started.
     Started {
         /// The task.
-        task: Cow<'a, str>,
+        task: TaskName<'a>,
         /// The attempt, from 1.
         attempt: u32,
         /// The executor it runs on.
@@ -67,7 +148,7 @@ pub enum EventKind<'a> {
     /// The task has its value. Terminal.
     Completed {
         /// The task.
-        task: Cow<'a, str>,
+        task: TaskName<'a>,
         /// The attempt that produced the value; 0 for a value given before the run (reused
         /// from an earlier run, or marked done).
         attempt: u32,
@@ -75,7 +156,7 @@ pub enum EventKind<'a> {
     /// An attempt failed and the task will be tried again after `backoff`.
     Retrying {
         /// The task.
-        task: Cow<'a, str>,
+        task: TaskName<'a>,
         /// The attempt that failed.
         attempt: u32,
         /// Its error.
@@ -86,7 +167,7 @@ pub enum EventKind<'a> {
     /// The task's last attempt failed. Terminal.
     Failed {
         /// The task.
-        task: Cow<'a, str>,
+        task: TaskName<'a>,
         /// The attempt that failed.
         attempt: u32,
         /// Its error.
@@ -95,21 +176,21 @@ pub enum EventKind<'a> {
     /// The task will not run: a task it depends on failed or was cancelled. Terminal.
     Skipped {
         /// The task.
-        task: Cow<'a, str>,
+        task: TaskName<'a>,
         /// The task that failed or was cancelled.
-        because: Cow<'a, str>,
+        because: TaskName<'a>,
     },
     /// The task's attempt was stopped. Terminal.
     Cancelled {
         /// The task.
-        task: Cow<'a, str>,
+        task: TaskName<'a>,
         /// The attempt that was stopped.
         attempt: u32,
     },
     /// The task did not run: the run stopped first, or its plan left the task out. Terminal.
     NotRun {
         /// The task.
-        task: Cow<'a, str>,
+        task: TaskName<'a>,
     },
     /// The run ended: its last event.
     RunFinished {
@@ -129,7 +210,7 @@ impl Event<'_> {
             | EventKind::Failed { task, .. }
             | EventKind::Skipped { task, .. }
             | EventKind::Cancelled { task, .. }
-            | EventKind::NotRun { task } => Some(task),
+            | EventKind::NotRun { task } => Some(task.as_str()),
             EventKind::RunStarted { .. } | EventKind::RunFinished { .. } => None,
         }
     }
@@ -148,8 +229,8 @@ impl Event<'_> {
 
     /// The event with its names copied, to keep.
     pub fn into_owned(self) -> Event<'static> {
-        fn own(name: Cow<'_, str>) -> Cow<'static, str> {
-            Cow::Owned(name.into_owned())
+        fn own(name: TaskName<'_>) -> TaskName<'static> {
+            name.into_owned()
         }
         let kind = match self.kind {
             EventKind::RunStarted { run, tasks } => EventKind::RunStarted { run, tasks },
@@ -161,7 +242,7 @@ impl Event<'_> {
             } => EventKind::Started {
                 task: own(task),
                 attempt,
-                executor: own(executor),
+                executor: Cow::Owned(executor.into_owned()),
             },
             EventKind::Completed { task, attempt } => EventKind::Completed {
                 task: own(task),

@@ -136,7 +136,17 @@ pub struct Running {
 
 enum RunningInner {
     Polled(BoxFuture),
-    Task(JoinHandle<Outcome>),
+    Task(AbortOnDrop),
+}
+
+/// A task's handle that aborts the task when dropped (a no-op once it is done).
+struct AbortOnDrop(JoinHandle<Outcome>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        // A blocking closure that has not started is not started at all.
+        self.0.abort();
+    }
 }
 
 impl Running {
@@ -153,7 +163,7 @@ impl Running {
     /// ends it as [`Cancelled`].
     pub fn join_handle(handle: JoinHandle<Outcome>) -> Self {
         Self {
-            inner: RunningInner::Task(handle),
+            inner: RunningInner::Task(AbortOnDrop(handle)),
         }
     }
 }
@@ -161,26 +171,19 @@ impl Running {
 impl Future for Running {
     type Output = Outcome;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
         match &mut self.get_mut().inner {
             RunningInner::Polled(future) => future.as_mut().poll(cx),
-            RunningInner::Task(handle) => match core::task::ready!(Pin::new(handle).poll(cx)) {
-                Ok(outcome) => Poll::Ready(outcome),
-                Err(error) if error.is_panic() => {
-                    Poll::Ready(Err(Panicked::from_payload(&*error.into_panic()).into()))
+            RunningInner::Task(handle) => {
+                match core::task::ready!(Pin::new(&mut handle.0).poll(cx)) {
+                    Ok(outcome) => Poll::Ready(outcome),
+                    Err(error) if error.is_panic() => {
+                        Poll::Ready(Err(Panicked::from_payload(&*error.into_panic()).into()))
+                    }
+                    Err(_) => Poll::Ready(Err(Cancelled::by_executor().into())),
                 }
-                Err(_) => Poll::Ready(Err(Cancelled::by_executor().into())),
-            },
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let RunningInner::Task(handle) = &self.inner {
-            // Does nothing if the task is done; a blocking closure that has not started is
-            // not started at all.
-            handle.abort();
+            }
         }
     }
 }
@@ -191,7 +194,7 @@ impl fmt::Debug for Running {
             RunningInner::Polled(_) => f.write_str("Running::Polled(..)"),
             RunningInner::Task(handle) => f
                 .debug_struct("Running::Task")
-                .field("finished", &handle.is_finished())
+                .field("finished", &handle.0.is_finished())
                 .finish(),
         }
     }
@@ -209,10 +212,20 @@ impl Executor for Inline {
     }
 
     fn start(&self, _: Attempt<'_>, job: Job) -> anyhow::Result<Running> {
-        Ok(Running::polled(match job {
+        Ok(Self::polled(job))
+    }
+}
+
+impl Inline {
+    /// `job`, to be polled on the run's task: what [`start`](Executor::start) returns, and
+    /// what the scheduler makes of a job for this executor without the call through the
+    /// trait object.
+    #[inline]
+    pub(crate) fn polled(job: Job) -> Running {
+        Running::polled(match job {
             Job::Async(future) => future,
             Job::Blocking(closure) => Box::pin(async move { closure() }),
-        }))
+        })
     }
 }
 
@@ -338,12 +351,20 @@ pub(crate) const INLINE: u16 = 0;
 #[derive(Clone)]
 pub(crate) struct Executors {
     table: Vec<Arc<dyn Executor>>,
+    /// Their names, asked once: events name a task's executor at each start.
+    names: Vec<Box<str>>,
 }
 
 impl Executors {
     pub fn new() -> Self {
+        let table: Vec<Arc<dyn Executor>> =
+            vec![Arc::new(Inline), Arc::new(BlockingPool), Arc::new(Spawned)];
         Self {
-            table: vec![Arc::new(Inline), Arc::new(BlockingPool), Arc::new(Spawned)],
+            names: table
+                .iter()
+                .map(|executor| executor.name().into())
+                .collect(),
+            table,
         }
     }
 
@@ -361,6 +382,7 @@ impl Executors {
             .position(|known| Arc::ptr_eq(known, executor))
             .unwrap_or_else(|| {
                 self.table.push(executor.clone());
+                self.names.push(executor.name().into());
                 self.table.len() - 1
             });
         u16::try_from(at).expect("a graph uses fewer than 65536 executors")
@@ -368,6 +390,10 @@ impl Executors {
 
     pub fn get(&self, index: u16) -> &Arc<dyn Executor> {
         &self.table[usize::from(index)]
+    }
+
+    pub fn name(&self, index: u16) -> &str {
+        &self.names[usize::from(index)]
     }
 
     pub fn len(&self) -> usize {

@@ -380,6 +380,11 @@ impl GraphInner {
         self.executors.get(self.placement(v))
     }
 
+    /// The name of task `v`'s executor.
+    pub fn executor_name(&self, v: u32) -> &str {
+        self.executors.name(self.placement(v))
+    }
+
     /// The nodes task `v` takes the values of, in order (repeats allowed).
     pub fn deps(&self, v: u32) -> &[u32] {
         self.deps.get(v)

@@ -84,7 +84,7 @@ pub use error::{
     BuildError, BuildProblem, Cancelled, InputError, Panicked, PlanError, RunError, TimedOut,
     ValueError,
 };
-pub use event::{Event, EventKind, Events};
+pub use event::{Event, EventKind, Events, TaskName};
 pub use executor::{
     BlockingPool, BoxBlocking, BoxFuture, Executor, Inline, Job, Outcome, Placement, Running,
     Spawned, Value,

@@ -293,7 +293,7 @@ impl<'a> TaskReport<'a> {
 
     /// The name of the executor the task runs on ([`Executor::name`](crate::Executor::name)).
     pub fn executor(&self) -> &'a str {
-        self.report.graph.executor(self.node).name()
+        self.report.graph.executor_name(self.node)
     }
 
     /// Whether the task was called in this run (its value was not reused or marked done).

@@ -28,7 +28,7 @@ use tokio::time::{sleep, sleep_until, Instant, Sleep};
 
 use crate::error::{Cancelled, Panicked, TimedOut};
 use crate::event::Events;
-use crate::executor::{Outcome, Running, Value, INLINE};
+use crate::executor::{Inline, Outcome, Running, Value, INLINE};
 use crate::graph::{index, Call, Graph, GraphInner};
 use crate::id::{Attempt, RunKey};
 use crate::live::RunStatus;
@@ -471,16 +471,20 @@ impl Scheduler {
                 node: v,
                 values,
             };
-            let mut job = work.call(call)?;
-            if node.executor != INLINE {
-                job = scoped(job, info.clone(), v, attempt);
-            }
-            let key = Attempt {
-                run: &info.key,
-                task: graph.name(v),
-                number: attempt,
+            let job = work.call(call)?;
+            let mut running = if node.executor == INLINE {
+                // Polled right here: no call through the trait object, no wrapper to mark
+                // the attempt (this poll marks it).
+                Inline::polled(job)
+            } else {
+                let key = Attempt {
+                    run: &info.key,
+                    task: graph.name(v),
+                    number: attempt,
+                };
+                let job = scoped(job, info.clone(), v, attempt);
+                graph.executor(v).start(key, job)?
             };
-            let mut running = graph.executor(v).start(key, job)?;
             let first = Pin::new(&mut running).poll(cx);
             Ok::<_, anyhow::Error>((running, first))
         }));

@@ -246,6 +246,10 @@ fn a_function_returning_a_result_must_be_added_with_try_add() {
         anyhow::ensure!(x > 0, "zero");
         Ok(x)
     }
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "a task function takes its input's value"
+    )]
     fn parse(s: String) -> Result<u32, std::num::ParseIntError> {
         s.parse()
     }

@@ -262,7 +262,7 @@ async fn values_given_before_the_run_complete_with_attempt_zero() {
     // run's start.
     let reused: Vec<&str> = second
         .tasks()
-        .filter(|task| task.reused())
+        .filter(dagjoin::runtime::TaskReport::reused)
         .map(|task| task.name())
         .collect();
     assert_eq!(given, reused);

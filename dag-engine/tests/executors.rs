@@ -84,7 +84,7 @@ struct OtherRuntime {
 }
 
 impl Executor for OtherRuntime {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "other"
     }
 
@@ -269,6 +269,8 @@ async fn dropping_the_run_aborts_its_spawned_tasks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_see_their_attempt_key_wherever_they_run() {
     async fn key(fail_first: bool) -> anyhow::Result<(u32, String)> {
+        // Read after a yield, in a later poll than the first.
+        tokio::task::yield_now().await;
         let key = current_attempt().expect("inside a task");
         anyhow::ensure!(!(fail_first && key.attempt() == 1), "first attempt fails");
         Ok((key.attempt(), key.to_string()))

@@ -75,7 +75,7 @@ fn duplicate_names(cx: &Ctxt, graph: &Graph) {
             cx.error_spanned(
                 node.name.span(),
                 format!(
-                    "node `{}` is defined more than once; give each node its own name",
+                    "task `{}` is defined more than once; give each task its own name",
                     unraw(&node.name)
                 ),
             );
@@ -102,7 +102,7 @@ fn attributes(cx: &Ctxt, graph: &Graph) {
                 cx.error_spanned(
                     span,
                     format!(
-                        "unknown attribute `{name}` on node `{}`: the attributes are `#[spawn]` (run as its own tokio task) and `#[blocking]` (run a synchronous expression on the blocking pool)",
+                        "unknown attribute `{name}` on task `{}`: the attributes are `#[spawn]` (run as its own tokio task) and `#[blocking]` (run a synchronous expression on the blocking pool)",
                         unraw(&node.name)
                     ),
                 );
@@ -119,7 +119,7 @@ fn attributes(cx: &Ctxt, graph: &Graph) {
                 Some(first) => cx.error_spanned(
                     span,
                     format!(
-                        "node `{}` cannot be both `#[{first}]` and `#[{name}]`: choose one",
+                        "task `{}` cannot be both `#[{first}]` and `#[{name}]`: choose one",
                         unraw(&node.name)
                     ),
                 ),
@@ -131,7 +131,7 @@ fn attributes(cx: &Ctxt, graph: &Graph) {
         if let Some(attr) = expr_attrs(tail).first() {
             cx.error_spanned(
                 attr.pound_token.span,
-                "attributes go on node statements, not on the trailing expression",
+                "attributes go on task statements, not on the trailing expression",
             );
         }
     }
@@ -169,7 +169,7 @@ fn spawned_borrows(cx: &Ctxt, graph: &Graph) {
                 cx.error_spanned(
                     site.span(),
                     format!(
-                        "`#[spawn]` node `{}` cannot borrow `{used}`: a spawned task must own what it uses; pass `{used}` by value, clone it, or share it through an `Arc`",
+                        "`#[spawn]` task `{}` cannot borrow `{used}`: a spawned task must own what it uses; pass `{used}` by value, clone it, or share it through an `Arc`",
                         unraw(&node.name)
                     ),
                 );
@@ -194,7 +194,7 @@ fn mutable_borrows(cx: &Ctxt, graph: &Graph) {
             let used = unraw(&graph.nodes[u.node.0].name);
             let message = match consumer {
                 Some(name) => format!(
-                    "node `{}` cannot borrow `{used}` mutably: nodes share a value only by shared reference (`&{used}`); to change it, take it by value and return the result (`f({used})`)",
+                    "task `{}` cannot borrow `{used}` mutably: tasks share a value only by shared reference (`&{used}`); to change it, take it by value and return the result (`f({used})`)",
                     unraw(name)
                 ),
                 None => format!(
@@ -212,7 +212,7 @@ fn error_option(cx: &Ctxt, graph: &Graph) {
         if !graph.fallible() {
             cx.error_spanned(
                 option.type_token.span,
-                "`type Error` needs at least one fallible node (`name = expression?;`); without one the graph cannot fail",
+                "`type Error` needs at least one fallible task (`name = expression?;`); without one the graph cannot fail",
             );
         }
     }
@@ -225,7 +225,7 @@ fn self_dependency(cx: &Ctxt, graph: &Graph) {
             cx.error_spanned(
                 u.site.span(),
                 format!(
-                    "node `{0}` uses its own value; a node can only use other nodes (for a variable named `{0}` from outside the graph, rename the node)",
+                    "task `{0}` uses its own value; a task can only use other tasks (for a variable named `{0}` from outside the graph, rename the task)",
                     unraw(&node.name)
                 ),
             );

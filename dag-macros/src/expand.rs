@@ -768,7 +768,7 @@ impl<'a> Expander<'a> {
             value = if self.graph.error_type.is_some() {
                 quote_spanned!(span=> #value?)
             } else {
-                quote_spanned!(span=> ::core::result::Result::map_err(#value, |e| #krate::__private::node_error(e, #name))?)
+                quote_spanned!(span=> ::core::result::Result::map_err(#value, |e| #krate::__private::task_error(e, #name))?)
             };
         }
         if prelude.is_empty() {

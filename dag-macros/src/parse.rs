@@ -58,7 +58,7 @@ impl Parse for NodeStmt {
         let attrs = input.call(Attribute::parse_outer)?;
         if input.is_empty() {
             return Err(
-                input.error("expected a node definition `name = expression;` after the attribute")
+                input.error("expected a task definition `name = expression;` after the attribute")
             );
         }
         let Ok(name) = input.parse::<Ident>() else {
@@ -67,7 +67,7 @@ impl Parse for NodeStmt {
         if input.is_empty() {
             return Err(syn::Error::new(
                 name.span(),
-                format!("expected `=` after node name `{name}`: write `{name} = expression;`"),
+                format!("expected `=` after task name `{name}`: write `{name} = expression;`"),
             ));
         }
         if input.peek(Token![==]) || !input.peek(Token![=]) {
@@ -89,10 +89,10 @@ impl Parse for NodeStmt {
                 let end = expr.to_token_stream().into_iter().last();
                 return Err(syn::Error::new(
                     end.map_or_else(|| input.span(), |t| t.span()),
-                    format!("expected `;` after the definition of node `{name}`"),
+                    format!("expected `;` after the definition of task `{name}`"),
                 ));
             }
-            return Err(input.error("unexpected tokens after the node's expression; expected `;`"));
+            return Err(input.error("unexpected tokens after the task's expression; expected `;`"));
         }
         let (expr, question) = match expr {
             Expr::Try(t) if t.attrs.is_empty() => (*t.expr, Some(t.question_token)),
@@ -107,7 +107,7 @@ impl Parse for NodeStmt {
     }
 }
 
-const NOT_A_STATEMENT: &str = "expected a node definition `name = expression;`";
+const NOT_A_STATEMENT: &str = "expected a task definition `name = expression;`";
 
 /// Parses the input, collecting one error per malformed statement.
 pub fn parse(input: TokenStream) -> Result<Input, syn::Error> {
@@ -146,7 +146,7 @@ pub fn parse(input: TokenStream) -> Result<Input, syn::Error> {
                 if !nodes.is_empty() {
                     push(syn::Error::new(
                         token.span,
-                        "`move;` must come first, before the nodes",
+                        "`move;` must come first, before the tasks",
                     ));
                 } else if move_token.is_some() {
                     push(syn::Error::new(
@@ -164,7 +164,7 @@ pub fn parse(input: TokenStream) -> Result<Input, syn::Error> {
                         if !nodes.is_empty() {
                             push(syn::Error::new(
                                 span,
-                                "`type Error = ..;` must come first, before the nodes",
+                                "`type Error = ..;` must come first, before the tasks",
                             ));
                         } else if error_type.is_some() {
                             push(syn::Error::new(
@@ -223,7 +223,7 @@ fn parse_tail(tokens: TokenStream) -> syn::Result<Expr> {
         let node = syn::parse2::<NodeStmt>(tokens)?;
         return Err(syn::Error::new(
             span,
-            format!("expected `;` after the definition of node `{}`", node.name),
+            format!("expected `;` after the definition of task `{}`", node.name),
         ));
     }
     syn::parse2::<Expr>(tokens)
@@ -321,8 +321,8 @@ mod tests {
         let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
         assert_eq!(messages.len(), 3, "{messages:?}");
         assert!(messages[0].contains("expected an expression after `a =`"));
-        assert!(messages[1].contains("expected a node definition"));
-        assert!(messages[2].contains("expected `;` after the definition of node `c`"));
+        assert!(messages[1].contains("expected a task definition"));
+        assert!(messages[2].contains("expected `;` after the definition of task `c`"));
     }
 
     #[test]

@@ -24,12 +24,12 @@
 )]
 #![cfg_attr(
     feature = "anyhow",
-    doc = "- `anyhow` (default): [`node_error()`], which names the node a fallible graph failed \
+    doc = "- `anyhow` (default): [`task_error()`], which names the node a fallible graph failed \
            in, and a re-export of [`anyhow`]."
 )]
 #![cfg_attr(
     not(feature = "anyhow"),
-    doc = "- `anyhow` (default, disabled here): `node_error()`, which names the node a fallible \
+    doc = "- `anyhow` (default, disabled here): `task_error()`, which names the node a fallible \
            graph failed in, and a re-export of `anyhow`."
 )]
 
@@ -44,7 +44,7 @@ pub mod spawn;
 #[cfg(feature = "anyhow")]
 pub use anyhow;
 #[cfg(feature = "anyhow")]
-pub use error::node_error;
+pub use error::task_error;
 pub use join::{
     branch, join, join_wide, try_join, try_join_wide, Branch, BranchResult, Branches, Join,
     TryBranches, TryJoin, TryWideJoin, WideJoin,

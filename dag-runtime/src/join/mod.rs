@@ -21,10 +21,10 @@
 //! assert_eq!(ok.await, Ok((1, 'b')));
 //! let failed = try_join_wide((
 //!     branch(async { Ok(1) }),
-//!     branch(async { Err::<u32, _>(format!("node `b` failed")) }),
+//!     branch(async { Err::<u32, _>(format!("task `b` failed")) }),
 //!     branch(core::future::pending::<Result<u32, String>>()),
 //! ));
-//! assert_eq!(failed.await, Err("node `b` failed".to_owned()));
+//! assert_eq!(failed.await, Err("task `b` failed".to_owned()));
 //! # });
 //! ```
 //!
