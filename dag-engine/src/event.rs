@@ -2,7 +2,8 @@
 //! start and end, given to the callbacks of [`RunOptions::on_event`](crate::RunOptions) and
 //! to the [`Events`] stream of [`Run::events`](crate::Run::events).
 //!
-//! Guarantees, for every run:
+//! Guarantees, for every run that resolves (a run whose future is dropped stops where it is,
+//! without further events; its stream ends):
 //! - the run's first event is [`EventKind::RunStarted`] and its last [`EventKind::RunFinished`];
 //! - every task gets exactly one terminal event (completed, failed, skipped, cancelled or not
 //!   run); a task given its value before the run (reused, marked done) gets a

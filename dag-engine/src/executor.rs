@@ -13,6 +13,7 @@ use core::task::{Context, Poll};
 use std::any::Any;
 use std::sync::Arc;
 
+use futures_util::future::{abortable, AbortHandle, Aborted};
 use tokio::task::JoinHandle;
 
 use crate::error::{Cancelled, Panicked};
@@ -67,9 +68,10 @@ impl fmt::Debug for Job {
 /// runs cancel work. Nothing else is an executor's to decide: it is never asked whether to
 /// retry, how many tasks may run, or what a failure means for the graph.
 ///
-/// An executor may take at most [`max_in_flight`](Executor::max_in_flight) attempts at once;
-/// the scheduler never gives it more (a run's
-/// [`RunOptions::limit`](crate::RunOptions::limit) may lower that).
+/// An executor may take at most [`max_in_flight`](Executor::max_in_flight) attempts at once
+/// from each run; a run never gives it more (its
+/// [`RunOptions::limit`](crate::RunOptions::limit) may lower that). Runs do not share the
+/// count: an executor that must hold a limit across runs keeps its own.
 ///
 /// An executor that runs tasks on a runtime of its own:
 ///
@@ -119,7 +121,8 @@ pub trait Executor: Send + Sync + 'static {
     /// does not run): the attempt fails with that error, and may be retried.
     fn start(&self, attempt: Attempt<'_>, job: Job) -> anyhow::Result<Running>;
 
-    /// The most attempts this executor takes at once; `None` (the default) for no limit.
+    /// The most attempts this executor takes at once from one run; `None` (the default) for
+    /// no limit.
     fn max_in_flight(&self) -> Option<usize> {
         None
     }
@@ -139,13 +142,19 @@ enum RunningInner {
     Task(AbortOnDrop),
 }
 
-/// A task's handle that aborts the task when dropped (a no-op once it is done).
-struct AbortOnDrop(JoinHandle<Outcome>);
+/// A task's handle that aborts the task when dropped (a no-op once it is done), and the
+/// future it drives with `block_on` on the blocking pool, if any, which `abort` cannot reach
+/// once it has started.
+struct AbortOnDrop(JoinHandle<Outcome>, Option<AbortHandle>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         // A blocking closure that has not started is not started at all.
         self.0.abort();
+        if let Some(future) = &self.1 {
+            // The future stops at its next poll, and `block_on` returns.
+            future.abort();
+        }
     }
 }
 
@@ -163,7 +172,7 @@ impl Running {
     /// ends it as [`Cancelled`].
     pub fn join_handle(handle: JoinHandle<Outcome>) -> Self {
         Self {
-            inner: RunningInner::Task(AbortOnDrop(handle)),
+            inner: RunningInner::Task(AbortOnDrop(handle, None)),
         }
     }
 }
@@ -246,7 +255,15 @@ impl Executor for BlockingPool {
             Job::Blocking(closure) => runtime.spawn_blocking(closure),
             Job::Async(future) => {
                 let handle = runtime.clone();
-                runtime.spawn_blocking(move || handle.block_on(future))
+                let (future, abort) = abortable(future);
+                let task = runtime.spawn_blocking(move || {
+                    handle
+                        .block_on(future)
+                        .unwrap_or_else(|Aborted| Err(Cancelled::by_executor().into()))
+                });
+                return Ok(Running {
+                    inner: RunningInner::Task(AbortOnDrop(task, Some(abort))),
+                });
             }
         }))
     }

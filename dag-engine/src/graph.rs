@@ -8,6 +8,7 @@ use core::any::{type_name, Any, TypeId};
 use core::fmt;
 use core::marker::PhantomData;
 use core::panic::Location;
+use core::time::Duration;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -15,7 +16,6 @@ use std::sync::{Arc, OnceLock};
 use crate::error::ValueError;
 use crate::executor::{Executor, Executors, Job, Value};
 use crate::id::Handle;
-use crate::options::TaskOptions;
 
 /// A task's function, type-erased: turns the task's inputs into the job of one attempt.
 ///
@@ -96,6 +96,81 @@ impl TypeInfo {
         Self {
             id: TypeId::of::<T>(),
             name: type_name::<T>(),
+        }
+    }
+}
+
+/// Per-task options: a timeout for each attempt, and retries with a doubling backoff.
+///
+/// A failed attempt (an error, a panic, a timeout) is retried up to `retries` times; the
+/// first retry waits `backoff`, each further one twice as long as the one before. The task
+/// keeps its place among the tasks in flight while it waits. Timeouts and a non-zero backoff
+/// use tokio's timer, so they need a tokio runtime with time enabled.
+///
+/// A timed-out async attempt is dropped. A blocking attempt's timeout counts from the moment
+/// it is handed to the blocking pool; if it has not started by then it is aborted, but a
+/// closure that is already running cannot be stopped: it runs to its end on its thread, its
+/// result is dropped, and it no longer counts towards its executor's limit.
+///
+/// ```
+/// use dagjoin::runtime::TaskOptions;
+/// use std::time::Duration;
+///
+/// let options = TaskOptions::new()
+///     .timeout(Duration::from_secs(5))
+///     .retries(2)
+///     .backoff(Duration::from_millis(100));
+/// assert_eq!(options.retries, 2);
+/// assert_eq!(TaskOptions::default(), TaskOptions::new());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskOptions {
+    /// The longest an attempt may take; `None` (the default) waits forever.
+    pub timeout: Option<Duration>,
+    /// How many times a failed attempt is retried (default 0).
+    pub retries: u32,
+    /// The wait before the first retry, doubled before each further one (default zero).
+    pub backoff: Duration,
+}
+
+impl TaskOptions {
+    /// No timeout, no retries.
+    pub const fn new() -> Self {
+        Self {
+            timeout: None,
+            retries: 0,
+            backoff: Duration::ZERO,
+        }
+    }
+
+    /// Sets the timeout of each attempt.
+    #[must_use]
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets how many times a failed attempt is retried.
+    #[must_use]
+    pub const fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Sets the wait before the first retry (doubled before each further one).
+    #[must_use]
+    pub const fn backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The wait before attempt `attempt` (2 or more): `backoff * 2^(attempt - 2)`, saturating.
+    pub(crate) fn backoff_before(&self, attempt: u32) -> Duration {
+        match 2_u32.checked_pow(attempt.saturating_sub(2)) {
+            Some(factor) => self.backoff.saturating_mul(factor),
+            None if self.backoff.is_zero() => Duration::ZERO,
+            None => Duration::MAX,
         }
     }
 }
@@ -260,6 +335,7 @@ impl NameTable {
 }
 
 /// Appends `n` in decimal to `text` (what `write!` does, without its formatting machinery).
+#[inline]
 fn push_decimal(text: &mut String, mut n: u32) {
     let mut digits = [0_u8; 10];
     let mut at = digits.len();
@@ -762,6 +838,15 @@ mod tests {
         names.derive(Base::Function("f"));
         names.derive(Base::Site(here));
         assert_eq!(names.get(5), format!("{site}#5"));
+    }
+
+    #[test]
+    fn backoff_doubles() {
+        let options = TaskOptions::new().backoff(Duration::from_millis(10));
+        assert_eq!(options.backoff_before(2), Duration::from_millis(10));
+        assert_eq!(options.backoff_before(3), Duration::from_millis(20));
+        assert_eq!(options.backoff_before(5), Duration::from_millis(80));
+        assert_eq!(options.backoff_before(200), Duration::MAX);
     }
 
     #[test]

@@ -89,11 +89,11 @@ pub use executor::{
     BlockingPool, BoxBlocking, BoxFuture, Executor, Inline, Job, Outcome, Placement, Running,
     Spawned, Value,
 };
-pub use graph::Graph;
+pub use graph::{Graph, TaskOptions};
 pub use id::{Attempt, AttemptKey, Handle, InvalidRunKey, RunKey, Status, TaskState};
 pub use live::{RunStatus, Snapshot, TaskSnapshot};
 pub use named::{Inputs, NamedGraphBuilder};
-pub use options::{CancelHandle, RunOptions, TaskOptions};
+pub use options::{CancelHandle, RunOptions};
 pub use plan::Plan;
 pub use report::{Report, TaskReport};
 pub use run::Run;

@@ -14,9 +14,9 @@ use dag_cycles::cycles;
 use crate::error::{BuildError, BuildProblem, InputError};
 use crate::executor::{Executors, Job, Placement, Value};
 use crate::graph::{
-    index, next_builder_id, Call, DepTable, Graph, GraphInner, NameTable, Node, TypeInfo, Work,
+    index, next_builder_id, Call, DepTable, Graph, GraphInner, NameTable, Node, TaskOptions,
+    TypeInfo, Work,
 };
-use crate::options::TaskOptions;
 
 /// Builds a [`Graph`] from task names mapped to functions and names mapped to dependency names.
 ///

@@ -1,91 +1,16 @@
-//! Options of a task ([`TaskOptions`]: timeout, retries) and of a run ([`RunOptions`]: limits,
-//! fail-fast, its key, a cancel handle and a deadline, event callbacks).
+//! Options of a run ([`RunOptions`]: limits, fail-fast, its key, a cancel handle and a
+//! deadline, event callbacks).
 
 use core::fmt;
+use core::task::Waker;
 use core::time::Duration;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use atomic_waker::AtomicWaker;
 use tokio::time::Instant;
 
 use crate::event::Event;
 use crate::id::RunKey;
-
-/// Per-task options: a timeout for each attempt, and retries with a doubling backoff.
-///
-/// A failed attempt (an error, a panic, a timeout) is retried up to `retries` times; the
-/// first retry waits `backoff`, each further one twice as long as the one before. The task
-/// keeps its place among the tasks in flight while it waits. Timeouts and a non-zero backoff
-/// use tokio's timer, so they need a tokio runtime with time enabled.
-///
-/// A timed-out async attempt is dropped. A blocking attempt's timeout counts from the moment
-/// it is handed to the blocking pool; if it has not started by then it is aborted, but a
-/// closure that is already running cannot be stopped: it runs to its end on its thread, its
-/// result is dropped, and it no longer counts towards its executor's limit.
-///
-/// ```
-/// use dagjoin::runtime::TaskOptions;
-/// use std::time::Duration;
-///
-/// let options = TaskOptions::new()
-///     .timeout(Duration::from_secs(5))
-///     .retries(2)
-///     .backoff(Duration::from_millis(100));
-/// assert_eq!(options.retries, 2);
-/// assert_eq!(TaskOptions::default(), TaskOptions::new());
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TaskOptions {
-    /// The longest an attempt may take; `None` (the default) waits forever.
-    pub timeout: Option<Duration>,
-    /// How many times a failed attempt is retried (default 0).
-    pub retries: u32,
-    /// The wait before the first retry, doubled before each further one (default zero).
-    pub backoff: Duration,
-}
-
-impl TaskOptions {
-    /// No timeout, no retries.
-    pub const fn new() -> Self {
-        Self {
-            timeout: None,
-            retries: 0,
-            backoff: Duration::ZERO,
-        }
-    }
-
-    /// Sets the timeout of each attempt.
-    #[must_use]
-    pub const fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Sets how many times a failed attempt is retried.
-    #[must_use]
-    pub const fn retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
-        self
-    }
-
-    /// Sets the wait before the first retry (doubled before each further one).
-    #[must_use]
-    pub const fn backoff(mut self, backoff: Duration) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// The wait before attempt `attempt` (2 or more): `backoff * 2^(attempt - 2)`, saturating.
-    pub(crate) fn backoff_before(&self, attempt: u32) -> Duration {
-        match 2_u32.checked_pow(attempt.saturating_sub(2)) {
-            Some(factor) => self.backoff.saturating_mul(factor),
-            None if self.backoff.is_zero() => Duration::ZERO,
-            None => Duration::MAX,
-        }
-    }
-}
 
 /// A callback that observes a run's events.
 pub(crate) type Observer = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
@@ -238,8 +163,9 @@ impl fmt::Debug for RunOptions {
     }
 }
 
-/// Stops runs from outside: every run given it ([`RunOptions::cancel_on`]) stops at its next
-/// poll after [`cancel`](CancelHandle::cancel), with its report. Clones share one flag.
+/// Stops runs from outside: every run given it ([`RunOptions::cancel_on`]) stops, with its
+/// report, as soon as [`cancel`](CancelHandle::cancel) is called. Clones share one flag, and
+/// one handle may stop any number of runs.
 ///
 /// ```
 /// use dagjoin::runtime::CancelHandle;
@@ -257,7 +183,9 @@ pub struct CancelHandle {
 #[derive(Default)]
 struct CancelInner {
     cancelled: AtomicBool,
-    waker: AtomicWaker,
+    /// The runs waiting on the handle, by the id each got from `watch`.
+    waiting: Mutex<Vec<(u64, Waker)>>,
+    next: AtomicU64,
 }
 
 impl CancelHandle {
@@ -266,11 +194,13 @@ impl CancelHandle {
         Self::default()
     }
 
-    /// Cancels every run given this handle; wakes the one polled last (one run per handle is
-    /// what it is for; other runs see it at their next poll).
+    /// Cancels every run given this handle, and wakes them.
     pub fn cancel(&self) {
         self.inner.cancelled.store(true, Ordering::Release);
-        self.inner.waker.wake();
+        let waiting = core::mem::take(&mut *self.waiting());
+        for (_, waker) in waiting {
+            waker.wake();
+        }
     }
 
     /// Whether [`cancel`](CancelHandle::cancel) was called.
@@ -278,13 +208,40 @@ impl CancelHandle {
         self.inner.cancelled.load(Ordering::Acquire)
     }
 
-    /// Whether cancelled; if not, wakes `waker` when it is.
-    pub(crate) fn poll_cancelled(&self, waker: &core::task::Waker) -> bool {
+    /// A new id for a run that watches the handle.
+    pub(crate) fn watch(&self) -> u64 {
+        self.inner.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether cancelled; if not, wakes `waker` when it is, for run `id`.
+    pub(crate) fn poll_cancelled(&self, id: u64, waker: &Waker) -> bool {
         if self.is_cancelled() {
             return true;
         }
-        self.inner.waker.register(waker);
+        {
+            let mut waiting = self.waiting();
+            match waiting.iter_mut().find(|(run, _)| *run == id) {
+                Some((_, known)) if known.will_wake(waker) => {}
+                Some((_, known)) => known.clone_from(waker),
+                None => waiting.push((id, waker.clone())),
+            }
+        }
+        // A cancel between the check and the registration took the list before the waker
+        // was in it: look again.
         self.is_cancelled()
+    }
+
+    /// Run `id` no longer waits on the handle.
+    pub(crate) fn unwatch(&self, id: u64) {
+        self.waiting().retain(|(run, _)| *run != id);
+    }
+
+    fn waiting(&self) -> MutexGuard<'_, Vec<(u64, Waker)>> {
+        // The list stays consistent whatever panicked while it was held.
+        self.inner
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -293,19 +250,5 @@ impl fmt::Debug for CancelHandle {
         f.debug_struct("CancelHandle")
             .field("cancelled", &self.is_cancelled())
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles() {
-        let options = TaskOptions::new().backoff(Duration::from_millis(10));
-        assert_eq!(options.backoff_before(2), Duration::from_millis(10));
-        assert_eq!(options.backoff_before(3), Duration::from_millis(20));
-        assert_eq!(options.backoff_before(5), Duration::from_millis(80));
-        assert_eq!(options.backoff_before(200), Duration::MAX);
     }
 }

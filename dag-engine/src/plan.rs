@@ -212,13 +212,13 @@ impl<P: Send + Sync + 'static> Plan<'_, P> {
         self
     }
 
-    /// Sets the options of the rerun.
+    /// Sets the options of the run.
     pub fn options(mut self, options: RunOptions) -> Self {
         self.options = options;
         self
     }
 
-    /// Checks the plan and returns the rerun, with parameter `param` (reused values keep what
+    /// Checks the plan and returns the run, with parameter `param` (reused values keep what
     /// they were computed from).
     ///
     /// # Errors

@@ -107,6 +107,10 @@ impl Report {
     /// `Ok` if no task failed; otherwise a [`RunError`] that lists every failed task with its
     /// error.
     ///
+    /// Tasks cancelled or not run (a run stopped by a cancel or a deadline, a plan that left
+    /// them out) are no failures: [`is_complete`](Report::is_complete) says whether every
+    /// task has its value.
+    ///
     /// # Errors
     ///
     /// If a task failed.
@@ -125,6 +129,11 @@ impl Report {
         } else {
             Err(RunError::new(failures))
         }
+    }
+
+    /// Whether every task completed (ran, was reused or was given its value).
+    pub fn is_complete(&self) -> bool {
+        self.count(Status::Completed) == self.records.len() - 1
     }
 
     /// When the run started (was first polled).

@@ -223,9 +223,12 @@ struct Scheduler {
     /// The most tasks in flight, per executor.
     limits: Box<[usize]>,
     fail_fast: bool,
-    cancel: Option<CancelHandle>,
+    /// The cancel handle, and the id this run watches it with.
+    cancel: Option<(CancelHandle, u64)>,
     deadline: Option<Deadline>,
     timer: Option<Pin<Box<Sleep>>>,
+    /// Why the run's deadline has no timer: every attempt fails with it.
+    no_deadline: Option<Arc<anyhow::Error>>,
     /// What the run starts from, until it starts.
     start: Option<Begin>,
     /// Per task, its inputs that have no value yet, or [`NOT_WAITING`] for the tasks that
@@ -285,9 +288,13 @@ impl Scheduler {
             state,
             limits,
             fail_fast: options.fail_fast,
-            cancel: options.cancel,
+            cancel: options.cancel.map(|handle| {
+                let id = handle.watch();
+                (handle, id)
+            }),
             deadline: options.deadline,
             timer: None,
+            no_deadline: None,
             start: Some(Begin(start)),
             missing: Vec::new(),
             ready: (0..executors).map(|_| VecDeque::new()).collect(),
@@ -342,22 +349,20 @@ impl Scheduler {
                 }
             }
         }
-        self.timer = match self.deadline {
-            None => None,
-            Some(deadline) => {
-                let at = match deadline {
-                    Deadline::At(at) => at,
-                    Deadline::After(after) => now.checked_add(after).unwrap_or_else(far_future),
-                };
-                // No timer outside a tokio runtime with time enabled: the run stops at once
-                // rather than without its deadline.
-                let timer = catch_unwind(|| Box::pin(sleep_until(at))).ok();
-                if timer.is_none() {
-                    self.stop(now);
+        if let Some(deadline) = self.deadline {
+            let at = match deadline {
+                Deadline::At(at) => at,
+                Deadline::After(after) => now.checked_add(after).unwrap_or_else(far_future),
+            };
+            match timer_at(at) {
+                Ok(timer) => self.timer = Some(timer),
+                // Without a timer the run cannot keep its deadline: its tasks fail, saying
+                // why, rather than run without it.
+                Err(error) => {
+                    self.no_deadline = Some(Arc::new(error.context("the run has a deadline")));
                 }
-                timer
             }
-        };
+        }
     }
 
     /// Task `v` has all its inputs.
@@ -409,7 +414,7 @@ impl Scheduler {
         let cancelled = self
             .cancel
             .as_ref()
-            .is_some_and(|cancel| cancel.poll_cancelled(cx.waker()));
+            .is_some_and(|(handle, id)| handle.poll_cancelled(*id, cx.waker()));
         let late = self
             .timer
             .as_mut()
@@ -455,12 +460,20 @@ impl Scheduler {
         let graph = &*self.info.graph;
         let node = &graph.nodes[v as usize];
         let work = node.work.as_ref().expect("tasks have a function");
+        if let Some(error) = &self.no_deadline {
+            let error = anyhow::anyhow!("{error:#}");
+            return self.fail(v, error, self.now);
+        }
         // The timer starts before the first poll: the timeout counts from there, and without
-        // a timer (no tokio runtime) the attempt fails before its task runs at all.
-        let deadline = match node.options.timeout.map(|after| Ok((timer(after)?, after))) {
+        // a timer (no tokio runtime) the attempt fails before its task runs at all, for good:
+        // a retry would fail the same way.
+        let deadline = match node.options.timeout.map(|after| (timer(after), after)) {
             None => None,
-            Some(Ok(deadline)) => Some(deadline),
-            Some(Err(error)) => return self.finished(v, attempt, Err(error)),
+            Some((Ok(timer), after)) => Some((timer, after)),
+            Some((Err(error), after)) => {
+                let error = error.context(format!("the task has a timeout of {after:?}"));
+                return self.fail(v, error, self.now);
+            }
         };
         let info = &self.info;
         let values = &self.state.values;
@@ -629,15 +642,39 @@ impl Scheduler {
     }
 }
 
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        if let Some((handle, id)) = &self.cancel {
+            handle.unwatch(*id);
+        }
+    }
+}
+
 /// An instant far enough away to stand for never.
 fn far_future() -> Instant {
     Instant::now() + Duration::from_hours(24 * 365 * 30)
 }
 
 /// A tokio timer that fires `after` from now (far in the future for a huge `after`), or the
-/// error of making one outside a tokio runtime with time enabled (tokio panics there).
+/// error of making one outside a tokio runtime with time enabled.
 fn timer(after: Duration) -> Result<Pin<Box<Sleep>>, anyhow::Error> {
-    catch_unwind(|| Box::pin(sleep(after))).map_err(|payload| panicked(&*payload))
+    make_timer(|| sleep(after))
+}
+
+/// A tokio timer that fires at `at`; see [`timer`].
+fn timer_at(at: Instant) -> Result<Pin<Box<Sleep>>, anyhow::Error> {
+    make_timer(|| sleep_until(at))
+}
+
+fn make_timer(sleep: impl FnOnce() -> Sleep) -> Result<Pin<Box<Sleep>>, anyhow::Error> {
+    const NO_TIMER: &str = "it needs tokio's timer: run the graph inside a tokio runtime with \
+                            time enabled";
+    if tokio::runtime::Handle::try_current().is_err() {
+        anyhow::bail!(NO_TIMER);
+    }
+    // A runtime without time panics when asked for a timer.
+    catch_unwind(AssertUnwindSafe(|| Box::pin(sleep())))
+        .map_err(|payload| panicked(&*payload).context(NO_TIMER))
 }
 
 /// The error of an attempt that panicked with `payload`.

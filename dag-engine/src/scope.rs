@@ -63,21 +63,26 @@ pub fn current_attempt() -> Option<AttemptKey> {
     })
 }
 
-/// Marks `run` as the run being polled on this thread until the guard is dropped.
+/// Marks `run` as the run being polled on this thread, with no attempt of it running yet,
+/// until the guard is dropped. A run polled inside a task of another run (a nested run)
+/// hides that task until it returns.
 pub(crate) fn enter_run(run: &Arc<RunInfo>) -> RunGuard {
     let previous = RUN.with(|current| current.replace(Some(run.clone())));
-    RunGuard { previous }
+    let task = TASK.with(|task| task.replace((0, 0)));
+    RunGuard { previous, task }
 }
 
-/// Restores the run marked before.
+/// Restores the run and attempt marked before.
 pub(crate) struct RunGuard {
     previous: Option<Arc<RunInfo>>,
+    task: (u32, u32),
 }
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
         let previous = self.previous.take();
         RUN.with(|current| *current.borrow_mut() = previous);
+        TASK.with(|task| task.set(self.task));
     }
 }
 

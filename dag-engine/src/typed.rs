@@ -11,10 +11,10 @@ use std::sync::Arc;
 use crate::error::{BuildError, BuildProblem, InputError};
 use crate::executor::{Executors, Job, Placement, Value};
 use crate::graph::{
-    index, next_builder_id, Base, Call, DepTable, Graph, GraphInner, Names, Node, TypeInfo, Work,
+    index, next_builder_id, Base, Call, DepTable, Graph, GraphInner, Names, Node, TaskOptions,
+    TypeInfo, Work,
 };
 use crate::id::Handle;
-use crate::options::TaskOptions;
 
 /// A function that can be a task taking inputs `Args` (a tuple): implemented for every
 /// `Fn(A, B, ..) -> R` of up to 8 arguments that is `Send + Sync + 'static`.

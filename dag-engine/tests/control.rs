@@ -294,3 +294,139 @@ fn names_given_when_adding_are_checked_like_renames() {
         "task `load` is defined more than once"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_keeps_its_place_and_a_stop_during_its_backoff_cancels_it() {
+    use dagjoin::runtime::{Event, TaskOptions};
+    use std::sync::{Arc, Mutex};
+
+    let log = Log::new();
+    let attempts = Counter::default();
+    let graph = {
+        let mut g = GraphBuilder::<Log>::new();
+        let log_param = g.param();
+        let counted = attempts.clone();
+        g.named("flaky")
+            .with_options(
+                TaskOptions::new()
+                    .retries(1)
+                    .backoff(Duration::from_millis(100)),
+            )
+            .try_add(
+                move |_: Log| {
+                    counted.hit();
+                    let first = dagjoin::runtime::current_attempt().unwrap().attempt() == 1;
+                    async move {
+                        anyhow::ensure!(!first, "not yet");
+                        Ok(1)
+                    }
+                },
+                log_param,
+            );
+        g.named("other").add(
+            |log: Log| async move { log.work("other", 10).await },
+            log_param,
+        );
+        g.build().unwrap()
+    };
+
+    // One task at a time: the retry's backoff holds the place, so `other` waits for it.
+    let report = graph
+        .run_with(log.clone(), RunOptions::new().max_in_flight(1))
+        .await;
+    report.check().unwrap();
+    assert_eq!(report.task("flaky").unwrap().attempts(), 2);
+    assert_eq!(log.start_of("other"), 100);
+    assert_eq!(report.makespan(), Duration::from_millis(110));
+
+    // Stopped in the backoff: the waiting task is cancelled after one attempt, the other did
+    // not run, and each gets exactly one terminal event.
+    let events = Arc::new(Mutex::new(Vec::<Event<'static>>::new()));
+    let keep = events.clone();
+    let options = RunOptions::new()
+        .max_in_flight(1)
+        .time_limit(Duration::from_millis(50))
+        .on_event(move |event| keep.lock().unwrap().push(event.clone().into_owned()));
+    let report = graph.run_with(Log::new(), options).await;
+    let flaky = report.task("flaky").unwrap();
+    assert_eq!(flaky.status(), Status::Cancelled);
+    assert_eq!(flaky.attempts(), 1);
+    assert_eq!(report.task("other").unwrap().status(), Status::NotRun);
+    assert_eq!(attempts.get(), 3);
+    let events = events.lock().unwrap();
+    let terminal: Vec<String> = events
+        .iter()
+        .filter(|event| event.is_terminal())
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        terminal,
+        [
+            "task `flaky` attempt 1 cancelled",
+            "task `other` did not run"
+        ]
+    );
+    assert!(!events
+        .iter()
+        .any(|event| event.to_string() == "task `flaky` attempt 2 started on inline"));
+}
+
+#[test]
+fn a_deadline_without_a_timer_fails_the_tasks_saying_why() {
+    let calls = Counter::default();
+    let graph = seed(&calls);
+    let report = futures::executor::block_on(graph.run_with(
+        Log::new(),
+        RunOptions::new().time_limit(Duration::from_secs(10)),
+    ));
+    assert_eq!(calls.get(), 0);
+    assert_eq!(report.count(Status::Failed), 3);
+    assert_eq!(report.count(Status::Skipped), 3);
+    let error = report.check().unwrap_err();
+    let (task, error) = error.failures().next().unwrap();
+    assert_eq!(task, "fast_task_a");
+    assert_eq!(
+        format!("{error:#}"),
+        "the run has a deadline: it needs tokio's timer: run the graph inside a tokio runtime \
+         with time enabled"
+    );
+}
+
+#[test]
+fn a_task_cannot_be_both_given_and_chosen() {
+    let graph = seed(&Counter::default());
+    let error = graph
+        .plan()
+        .mark_done("fast_task_a", 1_usize)
+        .only(["fast_task_a"])
+        .run(Log::new())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "task `fast_task_a` is marked done and also chosen to run; do one or the other"
+    );
+}
+
+#[tokio::test]
+async fn a_run_inside_a_task_has_its_own_attempts() {
+    use dagjoin::runtime::current_attempt;
+
+    async fn inner() -> (String, String) {
+        let mut g = GraphBuilder::<()>::new();
+        let seen = g.named("inner").add(
+            || async { current_attempt().unwrap().task().to_owned() },
+            (),
+        );
+        let report = g.build().unwrap().run(()).await;
+        // Back in the outer task, after the inner run: the outer attempt again.
+        let after = current_attempt().unwrap().task().to_owned();
+        (report.get(&seen).unwrap().clone(), after)
+    }
+    let mut g = GraphBuilder::<()>::new();
+    let outer = g.named("outer").add(inner, ());
+    let report = g.build().unwrap().run(()).await;
+    assert_eq!(
+        report.get(&outer).unwrap(),
+        &("inner".to_owned(), "outer".to_owned())
+    );
+}
