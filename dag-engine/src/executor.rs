@@ -341,10 +341,11 @@ impl Placement {
     }
 
     /// The index of a built-in placement in every graph's executor table.
+    #[inline]
     pub(crate) fn builtin(&self) -> Option<u16> {
         match self {
             Self::Inline => Some(INLINE),
-            Self::Blocking => Some(1),
+            Self::Blocking => Some(BLOCKING),
             Self::Spawned => Some(2),
             Self::Custom(_) => None,
         }
@@ -362,6 +363,9 @@ impl fmt::Debug for Placement {
 
 /// The index of [`Inline`] in every graph's executor table.
 pub(crate) const INLINE: u16 = 0;
+
+/// The index of [`BlockingPool`] in every graph's executor table.
+pub(crate) const BLOCKING: u16 = 1;
 
 /// The executors of a graph: the built-in ones at indexes 0, 1, 2, then custom ones in the
 /// order tasks first used them.
@@ -386,13 +390,18 @@ impl Executors {
     }
 
     /// The index of `placement`, added if new.
+    #[inline]
     pub fn index(&mut self, placement: &Placement) -> u16 {
-        if let Some(index) = placement.builtin() {
-            return index;
+        match placement {
+            Placement::Custom(executor) => self.custom(executor),
+            _ => placement
+                .builtin()
+                .expect("every other placement is built in"),
         }
-        let Placement::Custom(executor) = placement else {
-            unreachable!("every other placement is built in")
-        };
+    }
+
+    /// The index of a custom executor, added if new.
+    fn custom(&mut self, executor: &Arc<dyn Executor>) -> u16 {
         let at = self
             .table
             .iter()

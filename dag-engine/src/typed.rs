@@ -9,7 +9,7 @@ use core::panic::Location;
 use std::sync::Arc;
 
 use crate::error::{BuildError, BuildProblem, InputError};
-use crate::executor::{Executors, Job, Placement, Value};
+use crate::executor::{Executors, Job, Placement, Value, BLOCKING, INLINE};
 use crate::graph::{
     index, next_builder_id, Base, Call, DepTable, Graph, GraphInner, Names, Node, TaskOptions,
     TypeInfo, Work,
@@ -496,7 +496,7 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
             })))
         });
         let result = is_result::<Fut::Output>();
-        self.push::<F, D, Fut::Output>(work, &Placement::Inline, deps, result)
+        self.push::<F, D, Fut::Output>(work, INLINE, deps, result)
     }
 
     /// Adds the task: see [`GraphBuilder::try_add`].
@@ -518,7 +518,7 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
                 }
             })))
         });
-        self.push::<F, D, T>(work, &Placement::Inline, deps, false)
+        self.push::<F, D, T>(work, INLINE, deps, false)
     }
 
     /// Adds the task: see [`GraphBuilder::add_blocking`].
@@ -537,7 +537,7 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
                 Ok(Arc::new(f.call(args)) as Value)
             })))
         });
-        self.push::<F, D, T>(work, &Placement::Blocking, deps, is_result::<T>())
+        self.push::<F, D, T>(work, BLOCKING, deps, is_result::<T>())
     }
 
     /// Adds the task: see [`GraphBuilder::try_add_blocking`].
@@ -558,14 +558,14 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
                 Err(error) => Err(error.into()),
             })))
         });
-        self.push::<F, D, T>(work, &Placement::Blocking, deps, false)
+        self.push::<F, D, T>(work, BLOCKING, deps, false)
     }
 
     #[track_caller]
     fn push<F, D: Deps, T: Any>(
         self,
         work: Work,
-        default: &Placement,
+        default: u16,
         deps: D,
         returns_result: bool,
     ) -> Handle<T> {
@@ -609,9 +609,10 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
                 output: type_name::<T>(),
             });
         }
-        let executor = builder
-            .executors
-            .index(placement.as_ref().unwrap_or(default));
+        let executor = match &placement {
+            None => default,
+            Some(placement) => builder.executors.index(placement),
+        };
         builder.nodes.push(Node {
             work: Some(work),
             executor,
