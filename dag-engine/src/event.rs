@@ -51,6 +51,14 @@ impl<'a> TaskName<'a> {
         }
     }
 
+    /// The task's node in its graph, while the name is borrowed from it.
+    pub(crate) fn node(&self) -> Option<u32> {
+        match self.0 {
+            Name::Node(_, node) => Some(node),
+            Name::Owned(_) => None,
+        }
+    }
+
     /// The name, copied out of the graph.
     pub fn into_owned(self) -> TaskName<'static> {
         match self.0 {

@@ -1,8 +1,9 @@
 //! A run's live status: [`RunStatus`], a handle from [`Run::status`](crate::Run::status) that
 //! any task or thread can take a [`Snapshot`] with while the run goes on.
 //!
-//! It is one more consumer of the run's transitions: the run updates it as each task's state
-//! changes (one short lock per change, only for runs that have a status handle).
+//! It is one more consumer of the run's transitions: an observer of the run's events, like
+//! any callback, that keeps each task's state (one short lock per event, only for runs that
+//! have a status handle).
 
 use core::fmt;
 use core::time::Duration;
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::time::Instant;
 
+use crate::event::{Event, EventKind};
 use crate::graph::GraphInner;
 use crate::id::{Status, TaskState};
 
@@ -71,17 +73,37 @@ impl RunStatus {
     }
 }
 
-impl Live {
-    pub fn set(&mut self, v: u32, state: TaskState, attempts: u32) {
-        self.states[v as usize] = state;
-        self.attempts[v as usize] = attempts;
+impl RunStatus {
+    /// Keeps up with `event`: the status is one of the run's observers.
+    pub(crate) fn observe(&self, event: &Event<'_>) {
+        let mut live = self.lock();
+        let (task, state, attempt) = match &event.kind {
+            EventKind::RunStarted { .. } => return live.start(event.at),
+            EventKind::RunFinished { .. } => return live.finish(event.at),
+            EventKind::Ready { task } => (task, TaskState::Ready, None),
+            EventKind::Started { task, attempt, .. } => (task, TaskState::Running, Some(*attempt)),
+            EventKind::Retrying { task, .. } => (task, TaskState::Retrying, None),
+            EventKind::Completed { task, .. } => (task, TaskState::Done(Status::Completed), None),
+            EventKind::Failed { task, .. } => (task, TaskState::Done(Status::Failed), None),
+            EventKind::Skipped { task, .. } => (task, TaskState::Done(Status::Skipped), None),
+            EventKind::Cancelled { task, .. } => (task, TaskState::Done(Status::Cancelled), None),
+            EventKind::NotRun { task } => (task, TaskState::Done(Status::NotRun), None),
+        };
+        if let Some(v) = task.node() {
+            live.states[v as usize] = state;
+            if let Some(attempt) = attempt {
+                live.attempts[v as usize] = attempt;
+            }
+        }
     }
+}
 
+impl Live {
     pub fn start(&mut self, at: Instant) {
         self.started = Some(at);
     }
 
-    pub fn finish(&mut self, at: Instant) {
+    fn finish(&mut self, at: Instant) {
         self.finished = Some(at);
     }
 }
