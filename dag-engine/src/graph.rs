@@ -244,10 +244,30 @@ impl DepTable {
     }
 }
 
-/// The nodes' names, all in one string (no allocation per name): node `v`'s name is
-/// `text[spans[v].0..spans[v].1]`. Node 0, the parameter, is `param`.
+/// The nodes' names, with no allocation per name: a name given as text is a span of one
+/// string; a name derived from a function or a call site (`fetch#2`, `closure@src/main.rs:7:9`)
+/// is kept as what it is made of, and written out, all derived names at once into a second
+/// string, only when one is first read (a run that reads no name never writes any). Node 0,
+/// the parameter, is `param`.
 #[derive(Clone, Debug)]
 pub(crate) struct NameTable {
+    text: String,
+    entries: Vec<Entry>,
+    written: OnceLock<Written>,
+}
+
+/// A node's name in a [`NameTable`].
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    /// `text[start..end]`.
+    Text(u32, u32),
+    /// `base`, or `base#suffix` from suffix 2 on.
+    Derived(Base, u32),
+}
+
+/// The derived names, written out: node `v`'s is `text[spans[v].0..spans[v].1]`.
+#[derive(Clone, Debug)]
+struct Written {
     text: String,
     spans: Vec<(u32, u32)>,
 }
@@ -257,7 +277,8 @@ impl NameTable {
     pub fn new() -> Self {
         let mut table = Self {
             text: String::new(),
-            spans: Vec::new(),
+            entries: Vec::new(),
+            written: OnceLock::new(),
         };
         table.push("param");
         table
@@ -265,65 +286,61 @@ impl NameTable {
 
     /// Names the next node `name`.
     pub fn push(&mut self, name: &str) {
-        let span = self.append(|text| text.push_str(name));
-        self.spans.push(span);
+        let entry = self.append(name);
+        self.entries.push(entry);
     }
 
-    /// Names the next node `base`, or `base#suffix` from suffix 2 on; the span of its base
-    /// part. With `copy`, the span of the same base's text in an earlier name, that text is
-    /// copied instead of written again.
-    fn push_derived(&mut self, base: Base, suffix: u32, copy: Option<(u32, u32)>) -> (u32, u32) {
-        let mut base_end = 0;
-        let span = self.append(|text| {
-            match (copy, base) {
-                (Some((start, end)), _) => text.extend_from_within(start as usize..end as usize),
-                (None, Base::Function(name)) => text.push_str(name),
-                (None, Base::Site(site)) => {
-                    text.push_str("closure@");
-                    text.push_str(site.file());
-                    text.push(':');
-                    push_decimal(text, site.line());
-                    text.push(':');
-                    push_decimal(text, site.column());
-                }
-            }
-            base_end = text.len();
-            if suffix > 1 {
-                text.push('#');
-                push_decimal(text, suffix);
-            }
-        });
-        self.spans.push(span);
-        (span.0, text_offset(base_end))
+    /// Names the next node `base`, or `base#suffix` from suffix 2 on.
+    fn push_derived(&mut self, base: Base, suffix: u32) {
+        self.written.take();
+        self.entries.push(Entry::Derived(base, suffix));
     }
 
-    /// Takes back the last node's name.
-    fn pop(&mut self) {
-        let (start, _) = self.spans.pop().expect("a name to take back");
-        self.text.truncate(start as usize);
-    }
-
-    /// Renames node `v` (its old name's text stays, unused).
+    /// Renames node `v`.
     pub fn set(&mut self, v: u32, name: &str) {
-        self.spans[v as usize] = self.append(|text| text.push_str(name));
+        self.entries[v as usize] = self.append(name);
     }
 
-    /// Writes a name at the end of the text; its span.
-    fn append(&mut self, write: impl FnOnce(&mut String)) -> (u32, u32) {
-        let start = self.text.len();
-        write(&mut self.text);
-        (text_offset(start), text_offset(self.text.len()))
+    fn append(&mut self, name: &str) -> Entry {
+        self.written.take();
+        let start = text_offset(self.text.len());
+        self.text.push_str(name);
+        Entry::Text(start, text_offset(self.text.len()))
     }
 
     /// The name of node `v`.
     pub fn get(&self, v: u32) -> &str {
-        let (start, end) = self.spans[v as usize];
-        &self.text[start as usize..end as usize]
+        match self.entries[v as usize] {
+            Entry::Text(start, end) => &self.text[start as usize..end as usize],
+            Entry::Derived(..) => {
+                let written = self.written.get_or_init(|| self.write());
+                let (start, end) = written.spans[v as usize];
+                &written.text[start as usize..end as usize]
+            }
+        }
+    }
+
+    /// Every derived name, written out.
+    fn write(&self) -> Written {
+        let mut text = String::new();
+        let spans = self
+            .entries
+            .iter()
+            .map(|entry| match *entry {
+                Entry::Text(..) => (0, 0),
+                Entry::Derived(base, suffix) => {
+                    let start = text_offset(text.len());
+                    write_derived(&mut text, base, suffix);
+                    (start, text_offset(text.len()))
+                }
+            })
+            .collect();
+        Written { text, spans }
     }
 
     /// The number of nodes.
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.entries.len()
     }
 
     /// The tasks' names to their nodes (the parameter is not a task).
@@ -331,6 +348,25 @@ impl NameTable {
         (1..self.len())
             .map(|v| (Box::from(self.get(index(v))), index(v)))
             .collect()
+    }
+}
+
+/// Writes the name `base`, or `base#suffix` from suffix 2 on.
+fn write_derived(text: &mut String, base: Base, suffix: u32) {
+    match base {
+        Base::Function(name) => text.push_str(name),
+        Base::Site(site) => {
+            text.push_str("closure@");
+            text.push_str(site.file());
+            text.push(':');
+            push_decimal(text, site.line());
+            text.push(':');
+            push_decimal(text, site.column());
+        }
+    }
+    if suffix > 1 {
+        text.push('#');
+        push_decimal(text, suffix);
     }
 }
 
@@ -686,12 +722,13 @@ pub(crate) struct Names {
     table: NameTable,
     /// The next suffix to try for each base name (absent: the base name itself).
     next_suffix: HashMap<Base, u32>,
-    /// The base name of the last derived name, its next suffix (not yet in `next_suffix`)
-    /// and the span of its text: tasks added in a loop share their function, skip the hash
-    /// map and copy the base's text.
-    last: Option<(Base, u32, (u32, u32))>,
+    /// The base name of the last derived name and its next suffix, not yet in
+    /// `next_suffix`: tasks added in a loop share their function, and skip the hash map.
+    last: Option<(Base, u32)>,
     /// Every task's name, from the first rename on.
     taken: Option<HashMap<Box<str>, u32>>,
+    /// Where a derived name is written to check it against `taken`.
+    scratch: String,
 }
 
 impl Names {
@@ -702,36 +739,36 @@ impl Names {
             next_suffix: HashMap::new(),
             last: None,
             taken: None,
+            scratch: String::new(),
         }
     }
 
     /// Names the next node with a new unique name derived from `base`.
     pub fn derive(&mut self, base: Base) {
         let v = index(self.table.len());
-        let (mut next, copy) = match self.last {
-            Some((last, next, text)) if last.same(base) => (next, Some(text)),
+        let mut next = match self.last {
+            Some((last, next)) if last.same(base) => next,
             _ => {
-                if let Some((last, next, _)) = self.last.take() {
+                if let Some((last, next)) = self.last.take() {
                     self.next_suffix.insert(last, next);
                 }
-                (self.next_suffix.remove(&base).unwrap_or(1), None)
+                self.next_suffix.remove(&base).unwrap_or(1)
             }
         };
-        loop {
-            // A name taken back below leaves `copy`, an earlier name's text, in place.
-            let text = self.table.push_derived(base, next, copy);
-            next += 1;
-            if let Some(taken) = &mut self.taken {
-                let name = self.table.get(v);
-                if taken.contains_key(name) {
-                    self.table.pop();
-                    continue;
+        if let Some(taken) = &mut self.taken {
+            // Skip the suffixes that renames took.
+            loop {
+                self.scratch.clear();
+                write_derived(&mut self.scratch, base, next);
+                if !taken.contains_key(&*self.scratch) {
+                    taken.insert(self.scratch.as_str().into(), v);
+                    break;
                 }
-                taken.insert(name.into(), v);
+                next += 1;
             }
-            self.last = Some((base, next, text));
-            return;
         }
+        self.table.push_derived(base, next);
+        self.last = Some((base, next + 1));
     }
 
     /// Renames node `v` to `new`; `false` if another node has that name.
