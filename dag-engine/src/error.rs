@@ -286,8 +286,9 @@ impl Error for ValueError {}
 /// The outcome of a run in which tasks failed: every failed task with its error, in the
 /// order of the graph. From [`Report::check`](crate::Report::check).
 ///
-/// With one failure, `Display` names the task and [`source`](Error::source) is its error, so
-/// `{:#}` (and anyhow's "Caused by") shows ``task `fetch` failed: connection refused``. With
+/// With one failure, `Display` names the task and [`source`](Error::source) is its error:
+/// `{}` shows ``task `fetch` failed``, and `{:#}` (like anyhow's `{:#}` and "Caused by", which
+/// follow the source) adds the cause once: ``task `fetch` failed: connection refused``. With
 /// several, `Display` lists each task with its own error chain and there is no single source:
 /// ``2 tasks failed: `left` (disk full), `right` (network down)``.
 ///
@@ -299,6 +300,7 @@ impl Error for ValueError {}
 /// g.named("fetch").try_add(|| async { anyhow::bail!("connection refused") as anyhow::Result<u32> }, ());
 /// let error = g.build().unwrap().run(()).await.check().unwrap_err();
 /// assert_eq!(error.to_string(), "task `fetch` failed");
+/// assert_eq!(format!("{error:#}"), "task `fetch` failed: connection refused");
 /// assert_eq!(format!("{:#}", anyhow::Error::new(error)), "task `fetch` failed: connection refused");
 /// # });
 /// ```
@@ -323,8 +325,14 @@ impl RunError {
 
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let [(name, _)] = &*self.failures {
-            return write!(f, "task `{name}` failed");
+        if let [(name, error)] = &*self.failures {
+            write!(f, "task `{name}` failed")?;
+            // `{:#}` of the error alone shows its cause; a chain that follows `source` (as
+            // anyhow's does) formats each link with `{}`, so the cause is never shown twice.
+            if f.alternate() {
+                write!(f, ": {error:#}")?;
+            }
+            return Ok(());
         }
         write!(f, "{} tasks failed: ", self.failures.len())?;
         for (i, (name, error)) in self.failures.iter().enumerate() {

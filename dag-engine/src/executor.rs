@@ -249,8 +249,8 @@ impl Executor for BlockingPool {
         "blocking"
     }
 
-    fn start(&self, attempt: Attempt<'_>, job: Job) -> anyhow::Result<Running> {
-        let runtime = runtime(attempt, "on tokio's blocking pool")?;
+    fn start(&self, _: Attempt<'_>, job: Job) -> anyhow::Result<Running> {
+        let runtime = runtime("on tokio's blocking pool")?;
         Ok(Running::join_handle(match job {
             Job::Blocking(closure) => runtime.spawn_blocking(closure),
             Job::Async(future) => {
@@ -282,8 +282,8 @@ impl Executor for Spawned {
         "spawned"
     }
 
-    fn start(&self, attempt: Attempt<'_>, job: Job) -> anyhow::Result<Running> {
-        let runtime = runtime(attempt, "as a tokio task")?;
+    fn start(&self, _: Attempt<'_>, job: Job) -> anyhow::Result<Running> {
+        let runtime = runtime("as a tokio task")?;
         Ok(Running::join_handle(match job {
             Job::Async(future) => runtime.spawn(future),
             Job::Blocking(closure) => runtime.spawn_blocking(closure),
@@ -291,12 +291,12 @@ impl Executor for Spawned {
     }
 }
 
-/// The current tokio runtime, or the error that names the attempt that needed one.
-fn runtime(attempt: Attempt<'_>, place: &str) -> anyhow::Result<tokio::runtime::Handle> {
+/// The current tokio runtime, or the error that says why the attempt needs one (the task
+/// and attempt are in the report and the events already).
+fn runtime(place: &str) -> anyhow::Result<tokio::runtime::Handle> {
     tokio::runtime::Handle::try_current().map_err(|_| {
         anyhow::anyhow!(
-            "{attempt}: the task runs {place}, but the graph is not running inside a tokio \
-             runtime"
+            "the task runs {place}, but the graph is not running inside a tokio runtime"
         )
     })
 }

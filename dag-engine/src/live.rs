@@ -28,6 +28,7 @@ pub(crate) struct Live {
     attempts: Vec<u32>,
     started: Option<Instant>,
     finished: Option<Instant>,
+    dropped: bool,
 }
 
 impl RunStatus {
@@ -39,6 +40,7 @@ impl RunStatus {
                 attempts,
                 started: None,
                 finished: None,
+                dropped: false,
             })),
         }
     }
@@ -68,7 +70,8 @@ impl RunStatus {
                 .collect(),
             elapsed,
             started: live.started.is_some(),
-            finished: live.finished.is_some(),
+            finished: live.finished.is_some() || live.dropped,
+            dropped: live.dropped,
         }
     }
 }
@@ -108,6 +111,17 @@ impl Live {
     }
 }
 
+impl RunStatus {
+    /// The run's future was dropped before it resolved.
+    pub(crate) fn dropped(&self) {
+        let mut live = self.lock();
+        if live.finished.is_none() {
+            live.finished = Some(Instant::now());
+            live.dropped = true;
+        }
+    }
+}
+
 impl fmt::Debug for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.snapshot(), f)
@@ -124,8 +138,11 @@ pub struct Snapshot {
     pub elapsed: Duration,
     /// Whether the run has started (been polled).
     pub started: bool,
-    /// Whether the run has finished.
+    /// Whether the run has ended: it resolved to its report, or its future was dropped.
     pub finished: bool,
+    /// Whether the run's future was dropped before it resolved: the states are where it
+    /// stopped (tasks in flight were dropped with it), and `elapsed` counts to the drop.
+    pub dropped: bool,
 }
 
 /// One task in a [`Snapshot`].

@@ -647,6 +647,8 @@ impl Drop for Scheduler {
         if let Some((handle, id)) = &self.cancel {
             handle.unwatch(*id);
         }
+        // A run that finished told its live status so; one dropped before says it here.
+        self.state.dropped();
     }
 }
 

@@ -155,6 +155,13 @@ impl RunState {
         live
     }
 
+    /// The run's future is dropped (a no-op for a run that finished).
+    pub fn dropped(&self) {
+        if let Some(live) = &self.live {
+            live.dropped();
+        }
+    }
+
     /// The run starts.
     pub fn start(&mut self, now: Instant) {
         self.started = Some(now);

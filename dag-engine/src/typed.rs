@@ -197,7 +197,8 @@ where
 /// A task's default name comes from its function: the last segment of the path of a
 /// function item (`fast_task_c`), or for a closure where it was added
 /// (`closure@src/main.rs:12:17`), made unique with `#2`, `#3`, ..; the same code builds the
-/// same names every time.
+/// same names every time. A generated name skips a name given to an earlier task, but a name
+/// given to a task that another task already has, generated or given, fails the build.
 ///
 /// ```
 /// use dagjoin::runtime::{GraphBuilder, Placement};

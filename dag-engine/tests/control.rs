@@ -430,3 +430,26 @@ async fn a_run_inside_a_task_has_its_own_attempts() {
         &("inner".to_owned(), "outer".to_owned())
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_live_status_of_a_dropped_run_says_it_ended() {
+    let graph = seed(&Counter::default());
+    let mut run = graph.run(Log::new());
+    let status = run.status();
+    let stopped = tokio::time::timeout(Duration::from_millis(300), run).await;
+    assert!(
+        stopped.is_err(),
+        "the run is still going when it is dropped"
+    );
+    let now = status.snapshot();
+    assert!(now.finished && now.dropped);
+    assert_eq!(now.elapsed, Duration::from_millis(300));
+    assert_eq!(now.state("slow_task_a"), Some(TaskState::Running));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(status.snapshot().elapsed, Duration::from_millis(300));
+
+    let mut run = graph.run(Log::new());
+    let status = run.status();
+    run.await;
+    assert!(status.snapshot().finished && !status.snapshot().dropped);
+}

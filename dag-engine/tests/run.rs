@@ -145,6 +145,14 @@ async fn fail_fast_stops_at_the_first_failure() {
         format!("{:#}", anyhow::Error::new(report.check().unwrap_err())),
         "task `fails` failed: stop"
     );
+    // Alone, `{:#}` shows the cause too; `{}` names the task.
+    let error = report.check().unwrap_err();
+    assert_eq!(format!("{error:#}"), "task `fails` failed: stop");
+    assert_eq!(error.to_string(), "task `fails` failed");
+    // anyhow's chain shows the cause once (then a backtrace, if enabled).
+    let chain = format!("{:?}", anyhow::Error::new(error));
+    let chain = chain.split("\n\nStack backtrace").next().unwrap();
+    assert_eq!(chain, "task `fails` failed\n\nCaused by:\n    stop");
 }
 
 #[tokio::test]
@@ -480,8 +488,8 @@ fn async_graphs_run_on_any_executor() {
         .to_string();
     assert!(
         error.ends_with(
-            "task `blocking`, attempt 1: the task runs on tokio's blocking pool, but the graph \
-             is not running inside a tokio runtime"
+            "the task runs on tokio's blocking pool, but the graph is not running inside a \
+             tokio runtime"
         ),
         "{error}"
     );
