@@ -284,48 +284,63 @@ impl RunState {
         }
     }
 
-    /// Tells the consumers other than the records of a change of task `v`.
+    /// Tells the consumers other than the records of a change of task `v`: out of line, so
+    /// that a run nobody observes does not carry it.
     #[inline(never)]
     fn tell(&self, v: u32, kind: Kind, now: Instant) {
-        // Only failures carry something owned (their error): the other events borrow all
-        // they hold, and dropping them is nothing but the checks that find so.
-        let owns = matches!(kind, Kind::Retrying(..) | Kind::Failed(_));
         let graph = &*self.graph;
         let task = TaskName::new(graph, v);
         let record = &self.records[v as usize];
         let attempt = record.attempts;
-        let kind = match kind {
-            Kind::Ready => EventKind::Ready { task },
-            Kind::Started => EventKind::Started {
-                task,
-                attempt,
-                executor: Cow::Borrowed(graph.executor_name(v)),
-            },
-            Kind::Completed => EventKind::Completed {
-                task,
-                attempt: if record.origin == Origin::Ran {
-                    attempt
-                } else {
-                    0
+        // Only failures carry something owned (their error): the other events borrow all
+        // they hold, and dropping them is nothing but the checks that find so.
+        let (kind, owns) = match kind {
+            Kind::Ready => (EventKind::Ready { task }, false),
+            Kind::Started => (
+                EventKind::Started {
+                    task,
+                    attempt,
+                    executor: Cow::Borrowed(graph.executor_name(v)),
                 },
-            },
-            Kind::Retrying(error, backoff) => EventKind::Retrying {
-                task,
-                attempt,
-                error,
-                backoff,
-            },
-            Kind::Failed(error) => EventKind::Failed {
-                task,
-                attempt,
-                error,
-            },
-            Kind::Skipped(because) => EventKind::Skipped {
-                task,
-                because: TaskName::new(graph, because),
-            },
-            Kind::Cancelled => EventKind::Cancelled { task, attempt },
-            Kind::NotRun => EventKind::NotRun { task },
+                false,
+            ),
+            Kind::Completed => (
+                EventKind::Completed {
+                    task,
+                    attempt: if record.origin == Origin::Ran {
+                        attempt
+                    } else {
+                        0
+                    },
+                },
+                false,
+            ),
+            Kind::Retrying(error, backoff) => (
+                EventKind::Retrying {
+                    task,
+                    attempt,
+                    error,
+                    backoff,
+                },
+                true,
+            ),
+            Kind::Failed(error) => (
+                EventKind::Failed {
+                    task,
+                    attempt,
+                    error,
+                },
+                true,
+            ),
+            Kind::Skipped(because) => (
+                EventKind::Skipped {
+                    task,
+                    because: TaskName::new(graph, because),
+                },
+                false,
+            ),
+            Kind::Cancelled => (EventKind::Cancelled { task, attempt }, false),
+            Kind::NotRun => (EventKind::NotRun { task }, false),
         };
         let event = Event { at: now, kind };
         self.announce(&event);

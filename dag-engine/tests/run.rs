@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{ms, Counter, DropGuard, Log};
 use dagjoin::runtime::{
-    GraphBuilder, NamedGraphBuilder, Panicked, RunOptions, Status, TaskOptions, TimedOut,
+    GraphBuilder, NamedGraphBuilder, Panicked, Placement, RunOptions, Status, TaskOptions, TimedOut,
 };
 use tokio::time::sleep;
 
@@ -401,22 +401,7 @@ async fn at_most_max_blocking_tasks_run_at_once() {
 
 #[tokio::test]
 async fn dropping_the_run_cancels_its_tasks() {
-    let (guard, dropped) = DropGuard::new();
-    let guard = Arc::new(Mutex::new(Some(guard)));
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let started_tx = Arc::new(Mutex::new(Some(started_tx)));
-    let mut builder = NamedGraphBuilder::new();
-    builder.task("forever", move |_| {
-        let guard = guard.lock().unwrap().take();
-        let started = started_tx.lock().unwrap().take();
-        async move {
-            let _guard = guard;
-            started.unwrap().send(()).unwrap();
-            std::future::pending::<()>().await;
-            Ok(())
-        }
-    });
-    let graph = builder.build().unwrap();
+    let (graph, started_rx, dropped) = common::forever(Placement::Inline);
     let run = graph.run(());
     assert!(format!("{run:?}").starts_with("Run { key: RunKey("));
     let run = tokio::spawn(run);

@@ -93,6 +93,33 @@ impl Drop for DropGuard {
     }
 }
 
+/// A graph of one task, `forever`, on `placement`, which never ends: the receiver hears when
+/// it has started, and the flag is set when its future is dropped.
+pub fn forever(
+    placement: dagjoin::runtime::Placement,
+) -> (
+    dagjoin::runtime::Graph<()>,
+    tokio::sync::oneshot::Receiver<()>,
+    Arc<AtomicBool>,
+) {
+    let (guard, dropped) = DropGuard::new();
+    let guard = Arc::new(Mutex::new(Some(guard)));
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let started_tx = Arc::new(Mutex::new(Some(started_tx)));
+    let mut builder = dagjoin::runtime::NamedGraphBuilder::new();
+    builder.task_on("forever", placement, move |_| {
+        let guard = guard.lock().unwrap().take();
+        let started = started_tx.lock().unwrap().take();
+        async move {
+            let _guard = guard;
+            started.unwrap().send(()).unwrap();
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    (builder.build().unwrap(), started_rx, dropped)
+}
+
 /// A call counter.
 #[derive(Clone, Default)]
 pub struct Counter(Arc<AtomicUsize>);
