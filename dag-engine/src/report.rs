@@ -157,9 +157,14 @@ impl Report {
     /// empty if no task ran.
     ///
     /// Of several tasks that finished last at the same instant, the path starts from the
-    /// first that none of the others depends on.
+    /// first that none of the others depends on. Only tasks that ran count: a task skipped
+    /// at the moment its ancestor failed is not on it.
     pub fn critical_path(&self) -> Vec<&str> {
-        let end = |v: usize| self.records[v].end;
+        // Only tasks that ran: a skipped task ends when its ancestor fails, without running.
+        let end = |v: usize| {
+            let record = &self.records[v];
+            record.start.and(record.end)
+        };
         let Some(last_end) = (1..self.records.len()).filter_map(end).max() else {
             return Vec::new();
         };
@@ -218,6 +223,91 @@ impl Report {
                 requested: type_name::<T>(),
                 actual: self.graph.nodes[v as usize].output.name,
             })
+    }
+}
+
+impl fmt::Display for Report {
+    /// A summary to print: the run's totals by status, makespan and critical path, then one
+    /// line per failed task with its error and per skipped task with the task it waited
+    /// for, failures first. With `{:#}`, then every task with its status, start (from the
+    /// run's start), duration and attempts.
+    ///
+    /// ```
+    /// use dagjoin::runtime::GraphBuilder;
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let mut g = GraphBuilder::<()>::new();
+    /// let load = g.named("load").add(|| tokio::time::sleep(Duration::from_millis(300)), ());
+    /// let parse = g.named("parse").try_add(|()| async { anyhow::bail!("bad header") as anyhow::Result<u32> }, load);
+    /// g.named("store").add(|n: u32| async move { n }, parse);
+    /// let report = g.build().unwrap().run(()).await;
+    /// let text = report.to_string();
+    /// let lines: Vec<&str> = text.lines().collect();
+    /// assert!(lines[0].ends_with(": 3 tasks in 300ms: 1 completed, 1 failed, 1 skipped"));
+    /// assert_eq!(lines[1..], [
+    ///     "critical path: load -> parse",
+    ///     "failed: `parse`: bad header",
+    ///     "skipped: `store`, after `parse` failed",
+    /// ]);
+    /// assert!(format!("{report:#}").ends_with("  store  skipped"));
+    /// # });
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tasks = self.records.len() - 1;
+        write!(
+            f,
+            "run {}: {tasks} task{} in {:?}",
+            self.key,
+            if tasks == 1 { "" } else { "s" },
+            self.makespan()
+        )?;
+        let mut separator = ": ";
+        for status in Status::ALL {
+            let count = self.count(status);
+            if count > 0 {
+                write!(f, "{separator}{count} {status}")?;
+                separator = ", ";
+            }
+        }
+        let path = self.critical_path();
+        if !path.is_empty() {
+            write!(f, "\ncritical path: {}", path.join(" -> "))?;
+        }
+        for task in self.tasks().filter(|task| task.status() == Status::Failed) {
+            match task.error() {
+                Some(error) => write!(f, "\nfailed: `{}`: {error:#}", task.name())?,
+                None => write!(f, "\nfailed: `{}`", task.name())?,
+            }
+        }
+        for task in self.tasks().filter(|task| task.status() == Status::Skipped) {
+            let because = task.skipped_because().unwrap_or("?");
+            let how = match self.task(because).map(|t| t.status()) {
+                Ok(Status::Cancelled) => "was cancelled",
+                _ => "failed",
+            };
+            write!(f, "\nskipped: `{}`, after `{because}` {how}", task.name())?;
+        }
+        if f.alternate() {
+            f.write_str("\ntasks:")?;
+            for task in self.tasks() {
+                write!(f, "\n  {}  {}", task.name(), task.status())?;
+                if let (Some(start), Some(end)) = (task.started(), task.finished()) {
+                    write!(
+                        f,
+                        "  at {:?}  took {:?}  attempts {}",
+                        start - self.started,
+                        end - start,
+                        task.attempts()
+                    )?;
+                } else if task.reused() {
+                    f.write_str("  (reused)")?;
+                } else if task.marked_done() {
+                    f.write_str("  (marked done)")?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -453,3 +453,46 @@ async fn the_live_status_of_a_dropped_run_says_it_ended() {
     run.await;
     assert!(status.snapshot().finished && !status.snapshot().dropped);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_report_prints_its_totals_failures_and_every_task() {
+    let calls = Counter::default();
+    let graph = seed(&calls);
+    let log = Log::new();
+    let report = graph.run(log.clone()).await;
+    let text = format!("{report:#}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("run {}: 6 tasks in 1.2s: 6 completed", report.run_key())
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "critical path: slow_task_a -> fast_task_c -> end_task",
+            "tasks:",
+            "  fast_task_a  completed  at 0ns  took 100ms  attempts 1",
+            "  slow_task_b  completed  at 100ms  took 500ms  attempts 1",
+            "  slow_task_a  completed  at 0ns  took 1s  attempts 1",
+            "  fast_task_b  completed  at 0ns  took 100ms  attempts 1",
+            "  fast_task_c  completed  at 1s  took 100ms  attempts 1",
+            "  end_task  completed  at 1.1s  took 100ms  attempts 1",
+        ]
+    );
+    // Stopped, then finished by a rerun: cancellations are reasons, reused values say so.
+    let stopped = graph
+        .run_with(
+            log.clone(),
+            RunOptions::new().time_limit(Duration::from_millis(550)),
+        )
+        .await;
+    assert_eq!(
+        stopped.to_string().lines().next().unwrap(),
+        format!(
+            "run {}: 6 tasks in 550ms: 2 completed, 2 cancelled, 2 not run",
+            stopped.run_key()
+        )
+    );
+    let rest = graph.again(&stopped).run(log).unwrap().await;
+    assert!(format!("{rest:#}").contains("\n  fast_task_a  completed  (reused)\n"));
+}
