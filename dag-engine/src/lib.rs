@@ -27,6 +27,10 @@
 //! - **Identity**: runs have keys unique across processes ([`RunKey`]), attempts have keys
 //!   ([`AttemptKey`]: run, task, attempt) that a task reads with [`current_attempt`], and task
 //!   names are stable across builds of the same graph.
+//! - **Tracing** (feature `tracing`): a span per run, a child of the span current where the
+//!   run was made, and a span per attempt inside it, in which the task runs; each attempt's
+//!   status and duration are recorded at its end. Without a subscriber that wants them, a
+//!   run makes no span beyond a disabled one.
 //! - **Stopping**: [`RunOptions::cancel_on`] and [`RunOptions::time_limit`] stop a run with
 //!   its report; dropping the run cancels everything without one.
 //!
@@ -78,6 +82,8 @@ mod report;
 mod run;
 mod scope;
 mod state;
+#[cfg(feature = "tracing")]
+mod trace;
 mod typed;
 
 pub use error::{

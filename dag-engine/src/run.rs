@@ -218,6 +218,9 @@ const NOT_WAITING: u32 = u32::MAX;
 
 struct Scheduler {
     state: RunState,
+    /// The run's spans, if a subscriber wants them.
+    #[cfg(feature = "tracing")]
+    trace: Option<Arc<crate::trace::Trace>>,
     /// What attempts running elsewhere are told about the run.
     info: Arc<RunInfo>,
     /// The most tasks in flight, per executor.
@@ -282,9 +285,23 @@ impl Scheduler {
             })
             .collect();
         let key = options.run_key.unwrap_or_else(RunKey::generate);
-        let state = RunState::new(graph.clone(), key.clone(), param, options.observers);
+        let mut observers = options.observers;
+        #[cfg(feature = "tracing")]
+        let trace = crate::trace::Trace::new(&key, graph.len() - 1);
+        #[cfg(feature = "tracing")]
+        if let Some(trace) = &trace {
+            let trace = trace.clone();
+            // First, so the span of an attempt exists before other observers hear of it.
+            observers.insert(
+                0,
+                Arc::new(move |event: &crate::Event<'_>| trace.observe(event)),
+            );
+        }
+        let state = RunState::new(graph.clone(), key.clone(), param, observers);
         Self {
             info: Arc::new(RunInfo { key, graph }),
+            #[cfg(feature = "tracing")]
+            trace,
             state,
             limits,
             fail_fast: options.fail_fast,
@@ -477,6 +494,8 @@ impl Scheduler {
         };
         let info = &self.info;
         let values = &self.state.values;
+        #[cfg(feature = "tracing")]
+        let trace = &self.trace;
         let started = catch_unwind(AssertUnwindSafe(|| {
             let _task = enter_task(v, attempt);
             let call = Call {
@@ -485,6 +504,11 @@ impl Scheduler {
                 values,
             };
             let job = work.call(call)?;
+            #[cfg(feature = "tracing")]
+            let job = match trace {
+                Some(trace) => trace.instrument(v, job),
+                None => job,
+            };
             let mut running = if node.executor == INLINE {
                 // Polled right here: no call through the trait object, no wrapper to mark
                 // the attempt (this poll marks it).
