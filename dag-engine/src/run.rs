@@ -285,18 +285,22 @@ impl Scheduler {
             })
             .collect();
         let key = options.run_key.unwrap_or_else(RunKey::generate);
-        let mut observers = options.observers;
+        #[cfg(not(feature = "tracing"))]
+        let observers = options.observers;
         #[cfg(feature = "tracing")]
-        let trace = crate::trace::Trace::new(&key, graph.len() - 1);
-        #[cfg(feature = "tracing")]
-        if let Some(trace) = &trace {
-            let trace = trace.clone();
-            // First, so the span of an attempt exists before other observers hear of it.
-            observers.insert(
-                0,
-                Arc::new(move |event: &crate::Event<'_>| trace.observe(event)),
-            );
-        }
+        let (trace, observers) = {
+            let mut observers = options.observers;
+            let trace = crate::trace::Trace::new(&key, graph.len() - 1);
+            if let Some(trace) = &trace {
+                let trace = trace.clone();
+                // First, so the span of an attempt exists before other observers hear of it.
+                observers.insert(
+                    0,
+                    Arc::new(move |event: &crate::Event<'_>| trace.observe(event)),
+                );
+            }
+            (trace, observers)
+        };
         let state = RunState::new(graph.clone(), key.clone(), param, observers);
         Self {
             info: Arc::new(RunInfo { key, graph }),
