@@ -31,6 +31,10 @@
 //!   run was made, and a span per attempt inside it, in which the task runs; each attempt's
 //!   status and duration are recorded at its end. Without a subscriber that wants them, a
 //!   run makes no span beyond a disabled one.
+//! - **Pictures**: [`Graph::to_mermaid`], [`Graph::to_dot`], and after a run
+//!   [`Report::to_mermaid`], [`Report::to_dot`] (tasks styled by status, with a legend) and
+//!   [`Report::to_gantt`] (the timeline, critical path marked); `Display` of a [`Report`]
+//!   sums it up in text.
 //! - **Stopping**: [`RunOptions::cancel_on`] and [`RunOptions::time_limit`] stop a run with
 //!   its report; dropping the run cancels everything without one.
 //!
@@ -77,6 +81,7 @@ mod id;
 mod live;
 mod named;
 mod options;
+mod picture;
 mod plan;
 mod report;
 mod run;
@@ -100,6 +105,7 @@ pub use id::{Attempt, AttemptKey, Handle, InvalidRunKey, RunKey, Status, TaskSta
 pub use live::{RunStatus, Snapshot, TaskSnapshot};
 pub use named::{Inputs, NamedGraphBuilder};
 pub use options::{CancelHandle, RunOptions};
+pub use picture::Diagram;
 pub use plan::Plan;
 pub use report::{Report, TaskReport};
 pub use run::Run;

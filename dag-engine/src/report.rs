@@ -201,6 +201,14 @@ impl Report {
         path
     }
 
+    /// The report of task `v`.
+    pub(crate) fn task_report(&self, v: u32) -> TaskReport<'_> {
+        TaskReport {
+            report: self,
+            node: v,
+        }
+    }
+
     fn node(&self, name: &str) -> Result<u32, ValueError> {
         self.graph
             .lookup(name)

@@ -1,0 +1,391 @@
+//! Pictures of a graph and of a run: Mermaid flowcharts and Graphviz DOT, every task and edge,
+//! after a run every task styled by its status (a colour and a line style, so it also reads
+//! in black and white) with a legend, and a Mermaid gantt chart of the run's timeline with its
+//! critical path marked.
+//!
+//! Task names never become identifiers (task `v` is `t{v}`), and labels are escaped, so a
+//! task called `end`, `graph` or `say "hi"` draws like any other. Nothing is left out
+//! silently: Mermaid's renderer refuses more than 500 edges unless it is configured otherwise
+//! (a diagram cannot raise the limit itself), so a Mermaid flowchart draws at most 500 edges
+//! and says in the picture how many it left out; [`Diagram::max_edges`] chooses another
+//! limit, for a renderer set up for it. DOT has no limit.
+
+use core::fmt::Write;
+
+use crate::graph::{index, GraphInner};
+use crate::id::Status;
+use crate::report::Report;
+
+/// How a picture is drawn: for now, how many edges at most (Mermaid: 500 unless chosen; DOT:
+/// all unless chosen).
+///
+/// ```
+/// use dagjoin::runtime::{Diagram, NamedGraphBuilder};
+///
+/// let mut builder = NamedGraphBuilder::new();
+/// builder.task("a", |_| async { Ok(()) }).task("b", |_| async { Ok(()) }).depends("b", ["a"]);
+/// let graph = builder.build().unwrap();
+/// let full = graph.to_mermaid();
+/// assert!(full.contains("t1 --> t2"));
+/// let cut = Diagram::new().max_edges(0).mermaid(&graph);
+/// assert!(cut.contains("1 of 1 edges left out"));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Diagram {
+    max_edges: Option<usize>,
+}
+
+/// Mermaid's default limit on the edges of a flowchart.
+const MERMAID_MAX_EDGES: usize = 500;
+
+impl Diagram {
+    /// The default limits.
+    pub const fn new() -> Self {
+        Self { max_edges: None }
+    }
+
+    /// Draws at most `limit` edges (the first ones, in the order of the graph), and says in
+    /// the picture how many it left out.
+    #[must_use]
+    pub const fn max_edges(mut self, limit: usize) -> Self {
+        self.max_edges = Some(limit);
+        self
+    }
+
+    /// A Mermaid flowchart of `graph`.
+    pub fn mermaid<P>(self, graph: &crate::Graph<P>) -> String {
+        mermaid(&graph.inner, None, self)
+    }
+
+    /// A Graphviz DOT digraph of `graph`.
+    pub fn dot<P>(self, graph: &crate::Graph<P>) -> String {
+        dot(&graph.inner, None, self)
+    }
+
+    /// A Mermaid flowchart of `report`'s run, tasks styled by status.
+    pub fn mermaid_report(self, report: &Report) -> String {
+        mermaid(&report.graph, Some(report), self)
+    }
+
+    /// A Graphviz DOT digraph of `report`'s run, tasks styled by status.
+    pub fn dot_report(self, report: &Report) -> String {
+        dot(&report.graph, Some(report), self)
+    }
+}
+
+impl<P> crate::Graph<P> {
+    /// A Mermaid flowchart of the graph: every task, and its edges up to Mermaid's default
+    /// limit of 500 (the picture says how many it left out; [`Diagram`] for another limit).
+    pub fn to_mermaid(&self) -> String {
+        Diagram::new().mermaid(self)
+    }
+
+    /// A Graphviz DOT digraph of the graph: every task and edge.
+    pub fn to_dot(&self) -> String {
+        Diagram::new().dot(self)
+    }
+}
+
+impl Report {
+    /// A Mermaid flowchart of the run: every task styled by its status, with a legend; failed
+    /// tasks show their error, skipped ones the task they waited for.
+    ///
+    /// ```
+    /// use dagjoin::runtime::NamedGraphBuilder;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let mut builder = NamedGraphBuilder::new();
+    /// builder
+    ///     .task("end", |_| async { anyhow::bail!("disk full") as anyhow::Result<()> })
+    ///     .task("graph", |_| async { Ok(()) })
+    ///     .depends("graph", ["end"]);
+    /// let report = builder.build().unwrap().run(()).await;
+    /// let picture = report.to_mermaid();
+    /// assert!(picture.contains(r#"t1["end<br/>failed: disk full"]:::failed"#));
+    /// assert!(picture.contains(r#"t2["graph<br/>skipped after end"]:::skipped"#));
+    /// assert!(report.to_dot().contains(r#"t1 [label="end\nfailed: disk full""#));
+    /// # });
+    /// ```
+    pub fn to_mermaid(&self) -> String {
+        Diagram::new().mermaid_report(self)
+    }
+
+    /// A Graphviz DOT digraph of the run, styled like [`to_mermaid`](Report::to_mermaid).
+    pub fn to_dot(&self) -> String {
+        Diagram::new().dot_report(self)
+    }
+
+    /// A Mermaid gantt chart of the run: each task that ran, from its start to its end (in
+    /// milliseconds from the run's start), marked `done`, or `crit` on the critical path;
+    /// failed and cancelled tasks are marked `active` and named with their status.
+    ///
+    /// ```
+    /// use dagjoin::runtime::NamedGraphBuilder;
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let mut builder = NamedGraphBuilder::new();
+    /// builder
+    ///     .task("a", |_| async { tokio::time::sleep(Duration::from_millis(100)).await; Ok(()) })
+    ///     .task("b", |_| async { tokio::time::sleep(Duration::from_millis(50)).await; Ok(()) })
+    ///     .depends("b", ["a"]);
+    /// let report = builder.build().unwrap().run(()).await;
+    /// let gantt = report.to_gantt();
+    /// assert!(gantt.contains("a :crit, t1, 0, 100"));
+    /// assert!(gantt.contains("b :crit, t2, 100, 150"));
+    /// # });
+    /// ```
+    pub fn to_gantt(&self) -> String {
+        gantt(self)
+    }
+}
+
+/// What a status looks like: its class name, its Mermaid style, its DOT style.
+fn look(status: Status) -> (&'static str, &'static str, &'static str) {
+    match status {
+        Status::Completed => (
+            "completed",
+            "fill:#d8f0dc,stroke:#1e7b34,stroke-width:2px",
+            r##"style="filled", fillcolor="#d8f0dc", color="#1e7b34", penwidth=2"##,
+        ),
+        Status::Failed => (
+            "failed",
+            "fill:#f8d0d4,stroke:#b3101e,stroke-width:4px",
+            r##"style="filled,bold", fillcolor="#f8d0d4", color="#b3101e", penwidth=4, shape=octagon"##,
+        ),
+        Status::Skipped => (
+            "skipped",
+            "fill:#fff1c2,stroke:#8a6100,stroke-width:2px,stroke-dasharray:6 4",
+            r##"style="filled,dashed", fillcolor="#fff1c2", color="#8a6100", penwidth=2"##,
+        ),
+        Status::Cancelled => (
+            "cancelled",
+            "fill:#e3e3e6,stroke:#444448,stroke-width:2px,stroke-dasharray:2 2",
+            r##"style="filled,dotted", fillcolor="#e3e3e6", color="#444448", penwidth=2"##,
+        ),
+        Status::NotRun => (
+            "notrun",
+            "fill:#ffffff,stroke:#8a8a8a,stroke-width:1px,stroke-dasharray:1 5",
+            r##"style="dashed", color="#8a8a8a""##,
+        ),
+    }
+}
+
+/// The second line of a task's label after a run: its status, and why.
+fn status_line(report: &Report, v: u32) -> String {
+    let task = report.task_report(v);
+    match task.status() {
+        Status::Failed => match task.error() {
+            Some(error) => format!("failed: {}", first_line(&format!("{error:#}"), 80)),
+            None => "failed".to_owned(),
+        },
+        Status::Skipped => format!("skipped after {}", task.skipped_because().unwrap_or("?")),
+        Status::Completed if task.reused() => "completed (reused)".to_owned(),
+        status => status.to_string(),
+    }
+}
+
+/// `text` up to its first line break, at most `max` characters.
+fn first_line(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() <= max {
+        line.to_owned()
+    } else {
+        let mut cut: String = line.chars().take(max).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// The edges of `graph` in order, once per pair: (dependency, task).
+fn edges(graph: &GraphInner) -> Vec<(u32, u32)> {
+    let mut edges = Vec::new();
+    for v in 1..graph.len() {
+        let v = index(v);
+        let deps = graph.deps(v);
+        for (i, &d) in deps.iter().enumerate() {
+            if d != 0 && !deps[..i].contains(&d) {
+                edges.push((d, v));
+            }
+        }
+    }
+    edges
+}
+
+/// Text inside a quoted Mermaid label: `"` and the characters Mermaid reads as markup become
+/// entity codes.
+fn mermaid_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("#quot;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '#' => out.push_str("#35;"),
+            '&' => out.push_str("#amp;"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn mermaid(graph: &GraphInner, report: Option<&Report>, diagram: Diagram) -> String {
+    let edges = edges(graph);
+    let shown = diagram
+        .max_edges
+        .unwrap_or(MERMAID_MAX_EDGES)
+        .min(edges.len());
+    let mut out = String::from("flowchart LR\n");
+    for v in 1..graph.len() {
+        let v = index(v);
+        let name = mermaid_text(graph.name(v));
+        match report {
+            None => {
+                let _ = writeln!(out, "    t{v}[\"{name}\"]");
+            }
+            Some(report) => {
+                let (class, ..) = look(report.task_report(v).status());
+                let line = mermaid_text(&status_line(report, v));
+                let _ = writeln!(out, "    t{v}[\"{name}<br/>{line}\"]:::{class}");
+            }
+        }
+    }
+    for &(d, v) in &edges[..shown] {
+        let _ = writeln!(out, "    t{d} --> t{v}");
+    }
+    if shown < edges.len() {
+        let _ = writeln!(
+            out,
+            "    left_out[\"{} of {} edges left out\"]",
+            edges.len() - shown,
+            edges.len()
+        );
+    }
+    if report.is_some() {
+        out.push_str("    subgraph legend [\"legend\"]\n");
+        for status in Status::ALL {
+            let (class, ..) = look(status);
+            let _ = writeln!(out, "        legend_{class}[\"{status}\"]:::{class}");
+        }
+        out.push_str("    end\n");
+        for status in Status::ALL {
+            let (class, style, _) = look(status);
+            let _ = writeln!(out, "    classDef {class} {style}");
+        }
+    }
+    out
+}
+
+/// Text inside a quoted DOT string.
+fn dot_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn dot(graph: &GraphInner, report: Option<&Report>, diagram: Diagram) -> String {
+    let edges = edges(graph);
+    let shown = diagram.max_edges.unwrap_or(edges.len()).min(edges.len());
+    let mut out = String::from(
+        "digraph run {\n    rankdir=LR;\n    node [shape=box, fontname=\"Helvetica\"];\n",
+    );
+    for v in 1..graph.len() {
+        let v = index(v);
+        let name = dot_text(graph.name(v));
+        match report {
+            None => {
+                let _ = writeln!(out, "    t{v} [label=\"{name}\"];");
+            }
+            Some(report) => {
+                let task = report.task_report(v);
+                let (_, _, style) = look(task.status());
+                let line = dot_text(&status_line(report, v));
+                let tooltip = match (task.error(), task.skipped_because()) {
+                    (Some(error), _) => dot_text(&format!("{error:#}")),
+                    (None, Some(because)) => {
+                        dot_text(&format!("skipped: `{because}` did not complete"))
+                    }
+                    (None, None) => dot_text(&task.status().to_string()),
+                };
+                let _ = writeln!(
+                    out,
+                    "    t{v} [label=\"{name}\\n{line}\", tooltip=\"{tooltip}\", {style}];"
+                );
+            }
+        }
+    }
+    for &(d, v) in &edges[..shown] {
+        let _ = writeln!(out, "    t{d} -> t{v};");
+    }
+    if shown < edges.len() {
+        let _ = writeln!(
+            out,
+            "    left_out [label=\"{} of {} edges left out\", shape=note];",
+            edges.len() - shown,
+            edges.len()
+        );
+    }
+    if report.is_some() {
+        out.push_str("    subgraph cluster_legend {\n        label=\"legend\";\n");
+        for status in Status::ALL {
+            let (class, _, style) = look(status);
+            let _ = writeln!(out, "        legend_{class} [label=\"{status}\", {style}];");
+        }
+        out.push_str("    }\n");
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Text of a gantt task name: Mermaid reads `:` as the start of the task's data, so it is
+/// written as its entity; a line break would end the task.
+fn gantt_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            ':' => out.push_str("#58;"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn gantt(report: &Report) -> String {
+    let graph = &*report.graph;
+    let critical: Vec<&str> = report.critical_path();
+    let mut out = String::new();
+    out.push_str("gantt\n");
+    let _ = writeln!(
+        out,
+        "    title run {}",
+        gantt_text(report.run_key().as_str())
+    );
+    out.push_str("    dateFormat x\n    axisFormat %S.%L\n    section tasks\n");
+    for v in 1..graph.len() {
+        let v = index(v);
+        let task = report.task_report(v);
+        let (Some(start), Some(end)) = (task.started(), task.finished()) else {
+            continue;
+        };
+        let from = (start - report.started()).as_millis();
+        let to = (end - report.started()).as_millis().max(from + 1);
+        let name = gantt_text(task.name());
+        let (label, tag) = match task.status() {
+            Status::Completed if critical.contains(&task.name()) => (name, "crit"),
+            Status::Completed => (name, "done"),
+            status => (format!("{name} ({status})"), "active"),
+        };
+        let _ = writeln!(out, "    {label} :{tag}, t{v}, {from}, {to}");
+    }
+    out
+}
