@@ -31,6 +31,8 @@
 //!   run was made, and a span per attempt inside it, in which the task runs; each attempt's
 //!   status and duration are recorded at its end. Without a subscriber that wants them, a
 //!   run makes no span beyond a disabled one.
+//! - **Progress** (feature `progress`): `RunOptions::progress` shows a run on a progress
+//!   bar.
 //! - **Pictures**: [`Graph::to_mermaid`], [`Graph::to_dot`], and after a run
 //!   [`Report::to_mermaid`], [`Report::to_dot`] (tasks styled by status, with a legend) and
 //!   [`Report::to_gantt`] (the timeline, critical path marked); `Display` of a [`Report`]
@@ -83,6 +85,8 @@ mod named;
 mod options;
 mod picture;
 mod plan;
+#[cfg(feature = "progress")]
+mod progress;
 mod report;
 mod run;
 mod scope;
@@ -107,6 +111,8 @@ pub use named::{Inputs, NamedGraphBuilder};
 pub use options::{CancelHandle, RunOptions};
 pub use picture::Diagram;
 pub use plan::Plan;
+#[cfg(feature = "progress")]
+pub use progress::Progress;
 pub use report::{Report, TaskReport};
 pub use run::Run;
 pub use scope::current_attempt;

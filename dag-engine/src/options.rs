@@ -137,6 +137,16 @@ impl RunOptions {
         self
     }
 
+    /// Shows the run on `progress`, a progress bar (feature `progress`).
+    #[cfg(feature = "progress")]
+    #[must_use]
+    pub fn progress(mut self, progress: &crate::Progress) -> Self {
+        let progress = progress.clone();
+        self.observers
+            .push(Arc::new(move |event: &Event<'_>| progress.observe(event)));
+        self
+    }
+
     /// Calls `callback` with each event of the run, synchronously, on the run's task, as the
     /// run's state changes (see [`Event`] for what is guaranteed). Keep it short: the run
     /// waits for it. Several callbacks are called in the order they were given.

@@ -1,5 +1,10 @@
 //! `tracing` spans (feature `tracing`): the span tree of a run, read back by a subscriber layer
 //! that records every span, its fields, its parent and the events inside it.
+//!
+//! One test in this binary: tracing caches, per call site, whether any subscriber wants it,
+//! and a test without a subscriber running beside this one could leave the run's call site
+//! disabled. Every other test binary, with `--all-features`, runs the engine with the feature
+//! and no subscriber.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -205,12 +210,4 @@ fn runs_and_attempts_are_spans_with_the_tasks_events_inside() {
     // A skipped task never ran: no attempt of it.
     assert!(of("after_broken").is_empty());
     assert_eq!(attempts.len(), 6);
-}
-
-#[test]
-fn without_a_subscriber_a_run_has_no_spans_and_works() {
-    let mut builder = NamedGraphBuilder::new();
-    builder.task("a", |_| async { Ok(1) });
-    let report = futures::executor::block_on(builder.build().unwrap().run(()));
-    assert_eq!(report.value::<i32>("a").unwrap(), &1);
 }
