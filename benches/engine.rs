@@ -1,7 +1,11 @@
 //! The run-time engine's cost of being watched: a run of 10,000 zero-work tasks with nothing
-//! observing it, against the same run with a no-op event callback and with a live status
-//! handle, in the same criterion run (`cargo bench --bench engine`). Shapes: a chain and a
-//! random DAG of about 3 edges per task, the extremes of `benches/peers`.
+//! observing it, against the same run with a no-op event callback, with a live status handle,
+//! and (with `--features progress`) with a progress bar drawing to an in-memory terminal, in
+//! the same criterion run (`cargo bench --bench engine --features progress`). Shapes: a
+//! chain and a random DAG of about 3 edges per task, the extremes of `benches/peers`.
+//!
+//! Built with `--features tracing` and no subscriber, the `none` rows measure what compiling
+//! in the spans costs (compare two builds, back to back).
 
 use std::hint::black_box;
 
@@ -81,6 +85,18 @@ fn observers(c: &mut Criterion) {
                     black_box(event);
                 });
                 let report = rt.block_on(graph.run_with((), options));
+                black_box(*report.get(&last).unwrap())
+            });
+        });
+        #[cfg(feature = "progress")]
+        group.bench_function(BenchmarkId::new("progress bar", TASKS), |b| {
+            use indicatif::{InMemoryTerm, ProgressDrawTarget};
+            let term = InMemoryTerm::new(4, 160);
+            let progress = dagjoin::runtime::Progress::with_draw_target(
+                ProgressDrawTarget::term_like_with_hz(Box::new(term), 20),
+            );
+            b.iter(|| {
+                let report = rt.block_on(graph.run_with((), RunOptions::new().progress(&progress)));
                 black_box(*report.get(&last).unwrap())
             });
         });
