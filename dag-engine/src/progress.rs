@@ -55,6 +55,8 @@ struct Counts {
     running: u64,
     /// A few running tasks, by node, with their names.
     named: Vec<(u32, String)>,
+    /// Names no longer shown, kept so that naming the next task allocates nothing.
+    spare: Vec<String>,
 }
 
 impl Progress {
@@ -98,8 +100,11 @@ impl Progress {
         let mut end = false;
         match &event.kind {
             EventKind::RunStarted { tasks, .. } => {
+                let mut spare = core::mem::take(&mut counts.spare);
+                spare.extend(counts.named.drain(..).map(|(_, name)| name));
                 *counts = Counts {
                     total: u64::try_from(*tasks).unwrap_or(u64::MAX),
+                    spare,
                     ..Counts::default()
                 };
                 drop(counts);
@@ -113,7 +118,10 @@ impl Progress {
                 counts.running += 1;
                 if counts.named.len() < NAMED {
                     if let Some(v) = task.node() {
-                        counts.named.push((v, task.as_str().to_owned()));
+                        let mut name = counts.spare.pop().unwrap_or_default();
+                        name.clear();
+                        name.push_str(task.as_str());
+                        counts.named.push((v, name));
                     }
                 }
             }
@@ -157,7 +165,8 @@ impl Counts {
         self.running = self.running.saturating_sub(1);
         if let Some(v) = task.node() {
             if let Some(at) = self.named.iter().position(|(n, _)| *n == v) {
-                self.named.swap_remove(at);
+                let (_, name) = self.named.swap_remove(at);
+                self.spare.push(name);
             }
         }
     }
