@@ -212,6 +212,15 @@ fn edges(graph: &GraphInner) -> Vec<(u32, u32)> {
     edges
 }
 
+/// How many of `edges` a picture of at most `limit` edges draws, and what it then says of
+/// the others.
+fn cut(edges: &[(u32, u32)], limit: usize) -> (usize, Option<String>) {
+    let shown = limit.min(edges.len());
+    let left_out = (shown < edges.len())
+        .then(|| format!("{} of {} edges left out", edges.len() - shown, edges.len()));
+    (shown, left_out)
+}
+
 /// Text inside a quoted Mermaid label: `"` and the characters Mermaid reads as markup become
 /// entity codes.
 fn mermaid_text(text: &str) -> String {
@@ -232,10 +241,7 @@ fn mermaid_text(text: &str) -> String {
 
 fn mermaid(graph: &GraphInner, report: Option<&Report>, diagram: Diagram) -> String {
     let edges = edges(graph);
-    let shown = diagram
-        .max_edges
-        .unwrap_or(MERMAID_MAX_EDGES)
-        .min(edges.len());
+    let (shown, left_out) = cut(&edges, diagram.max_edges.unwrap_or(MERMAID_MAX_EDGES));
     let mut out = String::from("flowchart LR\n");
     for v in 1..graph.len() {
         let v = index(v);
@@ -254,13 +260,8 @@ fn mermaid(graph: &GraphInner, report: Option<&Report>, diagram: Diagram) -> Str
     for &(d, v) in &edges[..shown] {
         let _ = writeln!(out, "    t{d} --> t{v}");
     }
-    if shown < edges.len() {
-        let _ = writeln!(
-            out,
-            "    left_out[\"{} of {} edges left out\"]",
-            edges.len() - shown,
-            edges.len()
-        );
+    if let Some(left_out) = left_out {
+        let _ = writeln!(out, "    left_out[\"{left_out}\"]");
     }
     if report.is_some() {
         out.push_str("    subgraph legend [\"legend\"]\n");
@@ -294,7 +295,7 @@ fn dot_text(text: &str) -> String {
 
 fn dot(graph: &GraphInner, report: Option<&Report>, diagram: Diagram) -> String {
     let edges = edges(graph);
-    let shown = diagram.max_edges.unwrap_or(edges.len()).min(edges.len());
+    let (shown, left_out) = cut(&edges, diagram.max_edges.unwrap_or(usize::MAX));
     let mut out = String::from(
         "digraph run {\n    rankdir=LR;\n    node [shape=box, fontname=\"Helvetica\"];\n",
     );
@@ -326,13 +327,8 @@ fn dot(graph: &GraphInner, report: Option<&Report>, diagram: Diagram) -> String 
     for &(d, v) in &edges[..shown] {
         let _ = writeln!(out, "    t{d} -> t{v};");
     }
-    if shown < edges.len() {
-        let _ = writeln!(
-            out,
-            "    left_out [label=\"{} of {} edges left out\", shape=note];",
-            edges.len() - shown,
-            edges.len()
-        );
+    if let Some(left_out) = left_out {
+        let _ = writeln!(out, "    left_out [label=\"{left_out}\", shape=note];");
     }
     if report.is_some() {
         out.push_str("    subgraph cluster_legend {\n        label=\"legend\";\n");

@@ -210,9 +210,6 @@ impl fmt::Debug for Run {
 /// to its executor.
 const BUDGET: usize = 128;
 
-/// What a run starts from: all tasks, or a plan.
-struct Begin(Option<Start>);
-
 /// [`Scheduler::missing`] of a task that this run does not start.
 const NOT_WAITING: u32 = u32::MAX;
 
@@ -231,9 +228,9 @@ struct Scheduler {
     deadline: Option<Deadline>,
     timer: Option<Pin<Box<Sleep>>>,
     /// Why the run's deadline has no timer: every attempt fails with it.
-    no_deadline: Option<Arc<anyhow::Error>>,
-    /// What the run starts from, until it starts.
-    start: Option<Begin>,
+    no_deadline: Option<Box<str>>,
+    /// The plan the run starts from (`None`: every task), until it starts.
+    plan: Option<Start>,
     /// Per task, its inputs that have no value yet, or [`NOT_WAITING`] for the tasks that
     /// this run does not start (not planned, or skipped). A completion touches only this
     /// compact array for each user, not their whole state.
@@ -316,7 +313,7 @@ impl Scheduler {
             deadline: options.deadline,
             timer: None,
             no_deadline: None,
-            start: Some(Begin(start)),
+            plan: start,
             missing: Vec::new(),
             ready: (0..executors).map(|_| VecDeque::new()).collect(),
             busy: vec![0; executors].into_boxed_slice(),
@@ -380,7 +377,8 @@ impl Scheduler {
                 // Without a timer the run cannot keep its deadline: its tasks fail, saying
                 // why, rather than run without it.
                 Err(error) => {
-                    self.no_deadline = Some(Arc::new(error.context("the run has a deadline")));
+                    let error = error.context("the run has a deadline");
+                    self.no_deadline = Some(format!("{error:#}").into());
                 }
             }
         }
@@ -389,16 +387,21 @@ impl Scheduler {
     /// Task `v` has all its inputs.
     #[inline]
     fn ready(&mut self, v: u32) {
-        self.state.transition(v, Transition::Ready, self.now);
-        let placement = self.graph().placement(v);
-        self.ready[usize::from(placement)].push_back(v);
+        make_ready(
+            &mut self.state,
+            &mut self.ready,
+            &self.info.graph,
+            v,
+            self.now,
+        );
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Report> {
         let _run = enter_run(&self.info);
         self.now = Instant::now();
-        if let Some(Begin(start)) = self.start.take() {
-            self.begin(start);
+        if self.state.started.is_none() {
+            let plan = self.plan.take();
+            self.begin(plan);
         }
         if self.stopped_from_outside(cx) {
             self.stop(self.now);
@@ -482,7 +485,7 @@ impl Scheduler {
         let node = &graph.nodes[v as usize];
         let work = node.work.as_ref().expect("tasks have a function");
         if let Some(error) = &self.no_deadline {
-            let error = anyhow::anyhow!("{error:#}");
+            let error = anyhow::Error::msg(error.clone());
             return self.fail(v, error, self.now);
         }
         // The timer starts before the first poll: the timeout counts from there, and without
@@ -564,8 +567,7 @@ impl Scheduler {
                     if *missing != NOT_WAITING {
                         *missing -= 1;
                         if *missing == 0 {
-                            state.transition(s, Transition::Ready, now);
-                            ready[usize::from(graph.placement(s))].push_back(s);
+                            make_ready(state, ready, graph, s, now);
                         }
                     }
                 }
@@ -678,6 +680,20 @@ impl Drop for Scheduler {
         // A run that finished told its live status so; one dropped before says it here.
         self.state.dropped();
     }
+}
+
+/// Task `v` has all its inputs: it joins the ready queue of its executor. A free function, so
+/// that a completion's walk over its users can call it while it borrows the graph.
+#[inline]
+fn make_ready(
+    state: &mut RunState,
+    ready: &mut [VecDeque<u32>],
+    graph: &GraphInner,
+    v: u32,
+    now: Instant,
+) {
+    state.transition(v, Transition::Ready, now);
+    ready[usize::from(graph.placement(v))].push_back(v);
 }
 
 /// An instant far enough away to stand for never.
