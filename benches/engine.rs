@@ -5,7 +5,12 @@
 //! chain and a random DAG of about 3 edges per task, the extremes of `benches/peers`.
 //!
 //! Built with `--features tracing` and no subscriber, the `none` rows measure what compiling
-//! in the spans costs (compare two builds, back to back).
+//! in the spans costs: two builds back to back, the second against the first's baseline:
+//!
+//! ```text
+//! cargo bench --bench engine -- none --save-baseline plain
+//! cargo bench --bench engine --features tracing -- none --baseline plain
+//! ```
 
 use std::hint::black_box;
 

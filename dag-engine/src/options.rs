@@ -53,6 +53,9 @@ pub struct RunOptions {
     pub(crate) cancel: Option<CancelHandle>,
     pub(crate) deadline: Option<Deadline>,
     pub(crate) observers: Vec<Observer>,
+    /// Bars to show the run on: each makes its observer once the graph is known.
+    #[cfg(feature = "progress")]
+    pub(crate) progress: Vec<crate::Progress>,
 }
 
 /// When a run must stop.
@@ -141,9 +144,7 @@ impl RunOptions {
     #[cfg(feature = "progress")]
     #[must_use]
     pub fn progress(mut self, progress: &crate::Progress) -> Self {
-        let progress = progress.clone();
-        self.observers
-            .push(Arc::new(move |event: &Event<'_>| progress.observe(event)));
+        self.progress.push(progress.clone());
         self
     }
 
@@ -169,7 +170,7 @@ impl fmt::Debug for RunOptions {
             .field("cancel", &self.cancel)
             .field("deadline", &self.deadline)
             .field("observers", &self.observers.len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

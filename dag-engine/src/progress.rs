@@ -2,24 +2,30 @@
 //! failed, skipped and running tasks against the total, with the elapsed time and the names
 //! of a few running tasks.
 //!
-//! One more observer of a run's events. It keeps its counts itself (a few additions per
-//! event, under a lock no one else takes for long), and the bar reads them when it draws:
-//! 20 times a second while the run goes on, on indicatif's ticker thread, however fast or slow
-//! tasks finish, and not at all when stderr is not a terminal.
+//! One more observer of a run's events. It keeps its counts itself, a store or two per event
+//! and no lock, and the bar reads them when it draws: 20 times a second while the run goes
+//! on, on indicatif's ticker thread, however fast or slow tasks finish, and not at all when
+//! stderr is not a terminal.
 
 use core::fmt;
 use core::time::Duration;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, TaskName};
+use crate::graph::GraphInner;
+use crate::options::Observer;
 
 /// How many running tasks the line names.
-const NAMED: usize = 3;
+const NAMED: u64 = 3;
 
 /// How often the bar is drawn while a run goes on.
 const EVERY: Duration = Duration::from_millis(50);
+
+/// How long the drawing thread waits for another run before it ends.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// The width of the bar, in characters.
 const WIDTH: u64 = 30;
@@ -42,21 +48,46 @@ const WIDTH: u64 = 30;
 #[derive(Clone)]
 pub struct Progress {
     bar: ProgressBar,
-    counts: Arc<Mutex<Counts>>,
+    shared: Arc<Shared>,
+}
+
+/// What the bar's clones, its runs and its drawing thread share.
+#[derive(Default)]
+struct Shared {
+    shown: Mutex<Shown>,
+    /// Wakes the drawing thread when a run starts.
+    wake: Condvar,
 }
 
 #[derive(Default)]
-struct Counts {
-    total: u64,
-    completed: u64,
-    failed: u64,
-    skipped: u64,
-    cancelled: u64,
-    running: u64,
-    /// A few running tasks, by node, with their names.
-    named: Vec<(u32, String)>,
-    /// Names no longer shown, kept so that naming the next task allocates nothing.
-    spare: Vec<String>,
+struct Shown {
+    /// The run the bar shows, once one has started.
+    watch: Option<Arc<Watch>>,
+    /// Whether that run goes on.
+    running: bool,
+    /// Whether a thread draws the bar. It draws while a run goes on and waits [`LINGER`] for
+    /// the next: back-to-back runs share one thread rather than start one each, which would
+    /// cost a run of 10,000 quick tasks a tenth of its time.
+    drawing: bool,
+}
+
+/// What a bar knows of one run: written by the run alone, read by whoever draws.
+///
+/// Only the run writes, one event at a time (its observers are called from its own poll, which
+/// `&mut` makes sequential), so each count is a relaxed load and store, not a read-modify-write:
+/// a few instructions per event, where a lock or an atomic add would cost several times as
+/// many. The drawer reads them relaxed: a line may mix counts from either side of an event, and
+/// the next draw is right again.
+struct Watch {
+    graph: Arc<GraphInner>,
+    total: AtomicU64,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+    cancelled: AtomicU64,
+    running: AtomicU64,
+    /// Whether each task is running, by node: the drawer names the first few it finds.
+    is_running: Box<[AtomicBool]>,
 }
 
 impl Progress {
@@ -67,26 +98,33 @@ impl Progress {
 
     /// A bar drawn to `target` (a terminal of your own, or indicatif's in-memory terminal).
     pub fn with_draw_target(target: ProgressDrawTarget) -> Self {
-        let counts = Arc::new(Mutex::new(Counts::default()));
+        let shared = Arc::new(Shared::default());
         let bar = ProgressBar::with_draw_target(None, target);
-        let shown = counts.clone();
+        let drawn = shared.clone();
         bar.set_style(
             ProgressStyle::with_template("{elapsed_precise} {tasks}")
                 .expect("the template is valid")
                 .with_key(
                     "tasks",
                     move |_: &ProgressState, out: &mut dyn fmt::Write| {
-                        let _ = lock(&shown).write_line(out);
+                        let watch = lock(&drawn.shown).watch.clone();
+                        if let Some(watch) = watch {
+                            let _ = watch.write_line(out);
+                        }
                     },
                 ),
         );
-        Self { bar, counts }
+        Self { bar, shared }
     }
 
-    /// How many tasks are done (in any way) of how many.
+    /// How many tasks of the run shown are done (in any way), of how many.
     pub fn position(&self) -> (u64, u64) {
-        let counts = lock(&self.counts);
-        (counts.done(), counts.total)
+        lock(&self.shared.shown)
+            .watch
+            .as_deref()
+            .map_or((0, 0), |watch| {
+                (watch.done(), watch.total.load(Ordering::Relaxed))
+            })
     }
 
     /// The indicatif bar, to style it or read it.
@@ -94,88 +132,168 @@ impl Progress {
         &self.bar
     }
 
-    /// Keeps up with `event`.
-    pub(crate) fn observe(&self, event: &Event<'_>) {
-        let mut counts = lock(&self.counts);
-        let mut end = false;
+    /// An observer of a run of `graph` that shows it on this bar from the moment it starts
+    /// (a run started later takes the bar over).
+    pub(crate) fn watch(&self, graph: &Arc<GraphInner>) -> Observer {
+        let watch = Arc::new(Watch {
+            graph: graph.clone(),
+            total: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            running: AtomicU64::new(0),
+            is_running: (0..graph.len()).map(|_| AtomicBool::new(false)).collect(),
+        });
+        let progress = self.clone();
+        Arc::new(move |event: &Event<'_>| progress.observe(&watch, event))
+    }
+
+    /// Keeps `watch` up with `event`.
+    fn observe(&self, watch: &Arc<Watch>, event: &Event<'_>) {
         match &event.kind {
-            EventKind::RunStarted { tasks, .. } => {
-                let mut spare = core::mem::take(&mut counts.spare);
-                spare.extend(counts.named.drain(..).map(|(_, name)| name));
-                *counts = Counts {
-                    total: u64::try_from(*tasks).unwrap_or(u64::MAX),
-                    spare,
-                    ..Counts::default()
-                };
-                drop(counts);
-                self.bar.reset();
-                self.bar.enable_steady_tick(EVERY);
-                return;
-            }
             EventKind::Started {
                 task, attempt: 1, ..
             } => {
-                counts.running += 1;
-                if counts.named.len() < NAMED {
-                    if let Some(v) = task.node() {
-                        let mut name = counts.spare.pop().unwrap_or_default();
-                        name.clear();
-                        name.push_str(task.as_str());
-                        counts.named.push((v, name));
-                    }
-                }
+                bump(&watch.running);
+                watch.set_running(task, true);
             }
             EventKind::Completed { task, attempt } => {
-                counts.completed += 1;
+                bump(&watch.completed);
                 if *attempt > 0 {
-                    counts.stopped(task);
+                    watch.stopped(task);
                 }
             }
             EventKind::Failed { task, .. } => {
-                counts.failed += 1;
-                counts.stopped(task);
+                bump(&watch.failed);
+                watch.stopped(task);
             }
             EventKind::Cancelled { task, .. } => {
-                counts.cancelled += 1;
-                counts.stopped(task);
+                bump(&watch.cancelled);
+                watch.stopped(task);
             }
-            EventKind::Skipped { .. } | EventKind::NotRun { .. } => counts.skipped += 1,
-            EventKind::RunFinished { .. } => end = true,
-            _ => {}
+            EventKind::Skipped { .. } | EventKind::NotRun { .. } => bump(&watch.skipped),
+            EventKind::RunStarted { tasks, .. } => {
+                watch
+                    .total
+                    .store(u64::try_from(*tasks).unwrap_or(u64::MAX), Ordering::Relaxed);
+                self.bar.reset();
+                let mut shown = lock(&self.shared.shown);
+                shown.watch = Some(watch.clone());
+                shown.running = true;
+                if self.bar.is_hidden() {
+                    return;
+                }
+                if shown.drawing {
+                    self.shared.wake.notify_one();
+                } else {
+                    shown.drawing = true;
+                    drop(shown);
+                    self.draw_in_background();
+                }
+            }
+            EventKind::RunFinished { .. } => {
+                lock(&self.shared.shown).running = false;
+                self.bar.finish();
+            }
+            // Readiness and retries change no count.
+            EventKind::Ready { .. } | EventKind::Retrying { .. } | EventKind::Started { .. } => {}
         }
-        drop(counts);
-        if end {
-            self.bar.disable_steady_tick();
-            self.bar.finish();
+    }
+
+    /// Starts the thread that draws the bar while a run goes on. It holds the bar weakly, and
+    /// ends when the bar is gone or no run has started for a while.
+    fn draw_in_background(&self) {
+        let shared = self.shared.clone();
+        let bar = self.bar.downgrade();
+        let spawned = std::thread::Builder::new()
+            .name("dagjoin-progress".into())
+            .spawn(move || {
+                let mut shown = lock(&shared.shown);
+                loop {
+                    if shown.running {
+                        drop(shown);
+                        let Some(bar) = bar.upgrade() else {
+                            lock(&shared.shown).drawing = false;
+                            return;
+                        };
+                        bar.tick();
+                        drop(bar);
+                        shown = lock(&shared.shown);
+                        shown = wait(&shared.wake, shown, EVERY).0;
+                    } else {
+                        let idle;
+                        (shown, idle) = wait(&shared.wake, shown, LINGER);
+                        if idle && !shown.running {
+                            shown.drawing = false;
+                            return;
+                        }
+                    }
+                }
+            });
+        if spawned.is_err() {
+            // No thread to draw with: the bar is drawn at the run's end only.
+            lock(&self.shared.shown).drawing = false;
         }
     }
 }
 
-fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
-    counts.lock().unwrap_or_else(PoisonError::into_inner)
+/// Waits on `wake` for at most `timeout`; whether it timed out.
+fn wait<'a>(
+    wake: &Condvar,
+    guard: MutexGuard<'a, Shown>,
+    timeout: Duration,
+) -> (MutexGuard<'a, Shown>, bool) {
+    let (guard, result) = wake
+        .wait_timeout(guard, timeout)
+        .unwrap_or_else(PoisonError::into_inner);
+    (guard, result.timed_out())
 }
 
-impl Counts {
+/// Changes a count only its run writes (see [`Watch`]).
+fn update(count: &AtomicU64, change: impl FnOnce(u64) -> u64) {
+    count.store(change(count.load(Ordering::Relaxed)), Ordering::Relaxed);
+}
+
+fn bump(count: &AtomicU64) {
+    update(count, |n| n.saturating_add(1));
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Watch {
     fn done(&self) -> u64 {
-        self.completed + self.failed + self.skipped + self.cancelled
+        [
+            &self.completed,
+            &self.failed,
+            &self.skipped,
+            &self.cancelled,
+        ]
+        .into_iter()
+        .map(|count| count.load(Ordering::Relaxed))
+        .sum()
+    }
+
+    fn set_running(&self, task: &TaskName<'_>, running: bool) {
+        if let Some(flag) = task.node().and_then(|v| self.is_running.get(v as usize)) {
+            flag.store(running, Ordering::Relaxed);
+        }
     }
 
     /// A running task stopped.
-    fn stopped(&mut self, task: &crate::TaskName<'_>) {
-        self.running = self.running.saturating_sub(1);
-        if let Some(v) = task.node() {
-            if let Some(at) = self.named.iter().position(|(n, _)| *n == v) {
-                let (_, name) = self.named.swap_remove(at);
-                self.spare.push(name);
-            }
-        }
+    fn stopped(&self, task: &TaskName<'_>) {
+        update(&self.running, |n| n.saturating_sub(1));
+        self.set_running(task, false);
     }
 
     /// `[=====>     ] 3/10 2 completed, 1 failed, 4 running: a, b, c, ..`
     fn write_line(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        let total = self.total.load(Ordering::Relaxed);
         let done = self.done();
         let filled = (done * WIDTH)
-            .checked_div(self.total)
+            .checked_div(total)
             .map_or(WIDTH, |filled| filled.min(WIDTH));
         out.write_char('[')?;
         for i in 0..WIDTH {
@@ -185,23 +303,32 @@ impl Counts {
                 _ => ' ',
             })?;
         }
-        write!(out, "] {done}/{} {} completed", self.total, self.completed)?;
-        for (count, what) in [
-            (self.failed, "failed"),
-            (self.skipped, "skipped or not run"),
-            (self.cancelled, "cancelled"),
+        let count = |count: &AtomicU64| count.load(Ordering::Relaxed);
+        write!(out, "] {done}/{total} {} completed", count(&self.completed))?;
+        for (n, what) in [
+            (count(&self.failed), "failed"),
+            (count(&self.skipped), "skipped or not run"),
+            (count(&self.cancelled), "cancelled"),
         ] {
-            if count > 0 {
-                write!(out, ", {count} {what}")?;
+            if n > 0 {
+                write!(out, ", {n} {what}")?;
             }
         }
-        if self.running > 0 {
-            write!(out, ", {} running", self.running)?;
-            for (i, (_, name)) in self.named.iter().enumerate() {
-                out.write_str(if i == 0 { ": " } else { ", " })?;
-                out.write_str(name)?;
+        let running = count(&self.running);
+        if running > 0 {
+            write!(out, ", {running} running")?;
+            let mut named = 0_u64;
+            for (v, flag) in self.is_running.iter().enumerate() {
+                if named == NAMED {
+                    break;
+                }
+                if flag.load(Ordering::Relaxed) {
+                    out.write_str(if named == 0 { ": " } else { ", " })?;
+                    out.write_str(self.graph.name(crate::graph::index(v)))?;
+                    named += 1;
+                }
             }
-            if self.running > self.named.len() as u64 {
+            if running > named {
                 out.write_str(", ..")?;
             }
         }

@@ -282,11 +282,12 @@ impl Scheduler {
             })
             .collect();
         let key = options.run_key.unwrap_or_else(RunKey::generate);
-        #[cfg(not(feature = "tracing"))]
-        let observers = options.observers;
+        #[allow(unused_mut, reason = "only with the progress feature")]
+        let mut observers = options.observers;
+        #[cfg(feature = "progress")]
+        observers.extend(options.progress.iter().map(|bar| bar.watch(&graph)));
         #[cfg(feature = "tracing")]
         let (trace, observers) = {
-            let mut observers = options.observers;
             let trace = crate::trace::Trace::new(&key, graph.len() - 1);
             if let Some(trace) = &trace {
                 let trace = trace.clone();

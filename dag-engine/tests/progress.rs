@@ -135,3 +135,67 @@ fn nothing_is_drawn_without_a_terminal() {
     assert!(progress.bar().is_hidden());
     assert_eq!(progress.position(), (1, 1));
 }
+
+/// The threads of this process named `name` (Linux).
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter(|task| {
+            let comm = task.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|comm| comm.trim() == name)
+        })
+        .count()
+}
+
+#[test]
+fn a_long_run_is_redrawn_while_it_goes_on_and_the_drawing_thread_ends_after() {
+    let mut builder = NamedGraphBuilder::new();
+    builder.task("slow", |_| async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        Ok(())
+    });
+    let graph = builder.build().unwrap();
+    let (progress, term) = terminal();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime.block_on(graph.run_with((), RunOptions::new().progress(&progress)));
+    assert!(report.is_complete());
+    // About 12 draws at 20 a second; a few are enough to show it is redrawn without events.
+    let draws = term.draws.load(Ordering::SeqCst);
+    assert!(draws >= 4, "{draws} draws in 600ms");
+    // The thread that drew waits a while for another run, then ends.
+    let waited = std::time::Instant::now();
+    while threads_named("dagjoin-progress") > 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the drawing thread is still there"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn runs_one_after_another_share_the_bar_and_each_starts_from_nothing() {
+    let (progress, term) = terminal();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for tasks in [3, 5] {
+        let mut builder = NamedGraphBuilder::new();
+        for i in 0..tasks {
+            builder.task(format!("t{i}"), |_| async { Ok(()) });
+        }
+        let graph = builder.build().unwrap();
+        let report = runtime.block_on(graph.run_with((), RunOptions::new().progress(&progress)));
+        assert!(report.is_complete());
+        assert_eq!(progress.position(), (tasks, tasks));
+        let line = term.term.contents();
+        assert!(
+            line.contains(&format!("] {tasks}/{tasks} {tasks} completed")),
+            "{line}"
+        );
+    }
+}
