@@ -35,8 +35,9 @@
 //!   bar.
 //! - **Pictures**: [`Graph::to_mermaid`], [`Graph::to_dot`], and after a run
 //!   [`Report::to_mermaid`], [`Report::to_dot`] (tasks styled by status, with a legend) and
-//!   [`Report::to_gantt`] (the timeline, critical path marked); `Display` of a [`Report`]
-//!   sums it up in text.
+//!   [`Report::to_gantt`] (the timeline, critical path marked); while it goes on,
+//!   [`RunStatus::to_mermaid`] and [`RunStatus::to_dot`] (tasks styled by state). `Display`
+//!   of a [`Report`] sums it up in text.
 //! - **Stopping**: [`RunOptions::cancel_on`] and [`RunOptions::time_limit`] stop a run with
 //!   its report; dropping the run cancels everything without one.
 //!

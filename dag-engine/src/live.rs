@@ -23,21 +23,39 @@ pub struct RunStatus {
 
 /// What the run keeps up to date.
 pub(crate) struct Live {
-    graph: Arc<GraphInner>,
-    states: Vec<TaskState>,
-    attempts: Vec<u32>,
+    pub graph: Arc<GraphInner>,
+    pub states: Vec<TaskState>,
+    pub attempts: Vec<u32>,
+    /// Why each failed or skipped task is so, for pictures.
+    pub why: Vec<Why>,
     started: Option<Instant>,
     finished: Option<Instant>,
     dropped: bool,
 }
 
+/// Why a task that failed or was skipped is so.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Why {
+    #[default]
+    Nothing,
+    Failed(Arc<anyhow::Error>),
+    /// Skipped: this task did not complete.
+    Skipped(u32),
+}
+
 impl RunStatus {
-    pub(crate) fn new(graph: Arc<GraphInner>, states: Vec<TaskState>, attempts: Vec<u32>) -> Self {
+    pub(crate) fn new(
+        graph: Arc<GraphInner>,
+        states: Vec<TaskState>,
+        attempts: Vec<u32>,
+        why: Vec<Why>,
+    ) -> Self {
         Self {
             shared: Arc::new(Mutex::new(Live {
                 graph,
                 states,
                 attempts,
+                why,
                 started: None,
                 finished: None,
                 dropped: false,
@@ -80,6 +98,7 @@ impl RunStatus {
     /// Keeps up with `event`: the status is one of the run's observers.
     pub(crate) fn observe(&self, event: &Event<'_>) {
         let mut live = self.lock();
+        let mut why = None;
         let (task, state, attempt) = match &event.kind {
             EventKind::RunStarted { .. } => return live.start(event.at),
             EventKind::RunFinished { .. } => return live.finish(event.at),
@@ -87,15 +106,25 @@ impl RunStatus {
             EventKind::Started { task, attempt, .. } => (task, TaskState::Running, Some(*attempt)),
             EventKind::Retrying { task, .. } => (task, TaskState::Retrying, None),
             EventKind::Completed { task, .. } => (task, TaskState::Done(Status::Completed), None),
-            EventKind::Failed { task, .. } => (task, TaskState::Done(Status::Failed), None),
-            EventKind::Skipped { task, .. } => (task, TaskState::Done(Status::Skipped), None),
+            EventKind::Failed { task, error, .. } => {
+                why = Some(Why::Failed(error.clone()));
+                (task, TaskState::Done(Status::Failed), None)
+            }
+            EventKind::Skipped { task, because } => {
+                why = because.node().map(Why::Skipped);
+                (task, TaskState::Done(Status::Skipped), None)
+            }
             EventKind::Cancelled { task, .. } => (task, TaskState::Done(Status::Cancelled), None),
             EventKind::NotRun { task } => (task, TaskState::Done(Status::NotRun), None),
         };
         if let Some(v) = task.node() {
-            live.states[v as usize] = state;
+            let v = v as usize;
+            live.states[v] = state;
             if let Some(attempt) = attempt {
-                live.attempts[v as usize] = attempt;
+                live.attempts[v] = attempt;
+            }
+            if let Some(why) = why {
+                live.why[v] = why;
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Pictures of a graph and of a run: Mermaid flowcharts and Graphviz DOT, every task and edge,
-//! after a run every task styled by its status (a colour and a line style, so it also reads
-//! in black and white) with a legend, and a Mermaid gantt chart of the run's timeline with its
-//! critical path marked.
+//! during or after a run every task styled by its state (a colour and a line style, so it
+//! also reads in black and white) with a legend, and a Mermaid gantt chart of the run's
+//! timeline with its critical path marked.
 //!
 //! Task names never become identifiers (task `v` is `t{v}`), and labels are escaped, so a
 //! task called `end`, `graph` or `say "hi"` draws like any other. Nothing is left out
@@ -12,8 +12,11 @@
 
 use core::fmt::Write;
 
+use std::sync::Arc;
+
 use crate::graph::{index, GraphInner};
-use crate::id::Status;
+use crate::id::{Status, TaskState};
+use crate::live::{RunStatus, Why};
 use crate::report::Report;
 
 /// How a picture is drawn: for now, how many edges at most (Mermaid: 500 unless chosen; DOT:
@@ -64,12 +67,24 @@ impl Diagram {
 
     /// A Mermaid flowchart of `report`'s run, tasks styled by status.
     pub fn mermaid_report(self, report: &Report) -> String {
-        mermaid(&report.graph, Some(report), self)
+        mermaid(&report.graph, Some(&report_marks(report)), self)
     }
 
     /// A Graphviz DOT digraph of `report`'s run, tasks styled by status.
     pub fn dot_report(self, report: &Report) -> String {
-        dot(&report.graph, Some(report), self)
+        dot(&report.graph, Some(&report_marks(report)), self)
+    }
+
+    /// A Mermaid flowchart of a run as it is now, tasks styled by state.
+    pub fn mermaid_status(self, status: &RunStatus) -> String {
+        let (graph, marks) = live_marks(status);
+        mermaid(&graph, Some(&marks), self)
+    }
+
+    /// A Graphviz DOT digraph of a run as it is now, tasks styled by state.
+    pub fn dot_status(self, status: &RunStatus) -> String {
+        let (graph, marks) = live_marks(status);
+        dot(&graph, Some(&marks), self)
     }
 }
 
@@ -140,48 +155,204 @@ impl Report {
     }
 }
 
-/// What a status looks like: its class name, its Mermaid style, its DOT style.
-fn look(status: Status) -> (&'static str, &'static str, &'static str) {
-    match status {
-        Status::Completed => (
+impl RunStatus {
+    /// A Mermaid flowchart of the run as it is now: every task styled by its state (waiting,
+    /// ready, running, retrying, or its status once it has one), with a legend; failed tasks
+    /// show their error, skipped ones the task they waited for.
+    ///
+    /// ```
+    /// use dagjoin::runtime::NamedGraphBuilder;
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let mut builder = NamedGraphBuilder::new();
+    /// builder
+    ///     .task("slow", |_| async { tokio::time::sleep(Duration::from_secs(5)).await; Ok(()) })
+    ///     .task("next", |_| async { Ok(()) })
+    ///     .depends("next", ["slow"]);
+    /// let mut run = builder.build().unwrap().run(());
+    /// let status = run.status();
+    /// let run = tokio::spawn(run);
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    /// assert!(status.to_mermaid().contains(r#"t1["slow<br/>running"]:::running"#));
+    /// assert!(status.to_dot().contains(r#"t2 [label="next\nwaiting""#));
+    /// run.await.unwrap();
+    /// # });
+    /// ```
+    pub fn to_mermaid(&self) -> String {
+        Diagram::new().mermaid_status(self)
+    }
+
+    /// A Graphviz DOT digraph of the run as it is now, styled like
+    /// [`to_mermaid`](RunStatus::to_mermaid).
+    pub fn to_dot(&self) -> String {
+        Diagram::new().dot_status(self)
+    }
+}
+
+/// What a picture of a run says of one task: its state, the second line of its label, and
+/// its tooltip.
+struct Mark {
+    state: TaskState,
+    line: String,
+    tooltip: String,
+}
+
+/// The states a picture's legend shows: of a finished run, the statuses; of a live one, all.
+struct Marks {
+    /// By node; node 0 (the parameter) is not drawn.
+    tasks: Vec<Mark>,
+    legend: &'static [TaskState],
+}
+
+const STATUSES: [TaskState; 5] = [
+    TaskState::Done(Status::Completed),
+    TaskState::Done(Status::Failed),
+    TaskState::Done(Status::Skipped),
+    TaskState::Done(Status::Cancelled),
+    TaskState::Done(Status::NotRun),
+];
+
+const STATES: [TaskState; 9] = [
+    TaskState::Done(Status::Completed),
+    TaskState::Done(Status::Failed),
+    TaskState::Done(Status::Skipped),
+    TaskState::Done(Status::Cancelled),
+    TaskState::Done(Status::NotRun),
+    TaskState::Running,
+    TaskState::Retrying,
+    TaskState::Ready,
+    TaskState::Waiting,
+];
+
+fn report_marks(report: &Report) -> Marks {
+    let graph = &*report.graph;
+    let tasks = (0..graph.len())
+        .map(|v| {
+            let task = report.task_report(index(v));
+            let status = task.status();
+            let why = match (task.error(), task.skipped_because()) {
+                (Some(error), _) => Some(Reason::Failed(error)),
+                (None, Some(because)) => Some(Reason::Skipped(because)),
+                (None, None) => None,
+            };
+            let mut mark = mark(TaskState::Done(status), task.attempts(), why);
+            if status == Status::Completed && task.reused() {
+                "completed (reused)".clone_into(&mut mark.line);
+            }
+            mark
+        })
+        .collect();
+    Marks {
+        tasks,
+        legend: &STATUSES,
+    }
+}
+
+fn live_marks(status: &RunStatus) -> (Arc<GraphInner>, Marks) {
+    let live = status.lock();
+    let graph = live.graph.clone();
+    let tasks = (0..live.states.len())
+        .map(|v| {
+            let why = match &live.why[v] {
+                Why::Nothing => None,
+                Why::Failed(error) => Some(Reason::Failed(error)),
+                Why::Skipped(because) => Some(Reason::Skipped(graph.name(*because))),
+            };
+            mark(live.states[v], live.attempts[v], why)
+        })
+        .collect();
+    (
+        graph,
+        Marks {
+            tasks,
+            legend: &STATES,
+        },
+    )
+}
+
+/// Why a task failed or was skipped.
+enum Reason<'a> {
+    Failed(&'a anyhow::Error),
+    Skipped(&'a str),
+}
+
+fn mark(state: TaskState, attempts: u32, why: Option<Reason<'_>>) -> Mark {
+    let (line, tooltip) = match (state, why) {
+        (TaskState::Done(Status::Failed), Some(Reason::Failed(error))) => (
+            format!("failed: {}", first_line(&format!("{error:#}"), 80)),
+            format!("{error:#}"),
+        ),
+        (TaskState::Done(Status::Skipped), Some(Reason::Skipped(because))) => (
+            format!("skipped after {because}"),
+            format!("skipped: `{because}` did not complete"),
+        ),
+        (TaskState::Running, _) if attempts > 1 => {
+            let line = format!("running, attempt {attempts}");
+            (line.clone(), line)
+        }
+        (TaskState::Retrying, _) => {
+            let line = format!("retrying after attempt {attempts}");
+            (line.clone(), line)
+        }
+        (state, _) => (state.to_string(), state.to_string()),
+    };
+    Mark {
+        state,
+        line,
+        tooltip,
+    }
+}
+
+/// What a state looks like: its class name, its Mermaid style, its DOT style. Each differs
+/// from the others in its line (width, dashes, shape) as well as its colour.
+fn look(state: TaskState) -> (&'static str, &'static str, &'static str) {
+    match state {
+        TaskState::Done(Status::Completed) => (
             "completed",
             "fill:#d8f0dc,stroke:#1e7b34,stroke-width:2px",
             r##"style="filled", fillcolor="#d8f0dc", color="#1e7b34", penwidth=2"##,
         ),
-        Status::Failed => (
+        TaskState::Done(Status::Failed) => (
             "failed",
             "fill:#f8d0d4,stroke:#b3101e,stroke-width:4px",
             r##"style="filled,bold", fillcolor="#f8d0d4", color="#b3101e", penwidth=4, shape=octagon"##,
         ),
-        Status::Skipped => (
+        TaskState::Done(Status::Skipped) => (
             "skipped",
             "fill:#fff1c2,stroke:#8a6100,stroke-width:2px,stroke-dasharray:6 4",
             r##"style="filled,dashed", fillcolor="#fff1c2", color="#8a6100", penwidth=2"##,
         ),
-        Status::Cancelled => (
+        TaskState::Done(Status::Cancelled) => (
             "cancelled",
             "fill:#e3e3e6,stroke:#444448,stroke-width:2px,stroke-dasharray:2 2",
             r##"style="filled,dotted", fillcolor="#e3e3e6", color="#444448", penwidth=2"##,
         ),
-        Status::NotRun => (
+        TaskState::Done(Status::NotRun) => (
             "notrun",
             "fill:#ffffff,stroke:#8a8a8a,stroke-width:1px,stroke-dasharray:1 5",
             r##"style="dashed", color="#8a8a8a""##,
         ),
-    }
-}
-
-/// The second line of a task's label after a run: its status, and why.
-fn status_line(report: &Report, v: u32) -> String {
-    let task = report.task_report(v);
-    match task.status() {
-        Status::Failed => match task.error() {
-            Some(error) => format!("failed: {}", first_line(&format!("{error:#}"), 80)),
-            None => "failed".to_owned(),
-        },
-        Status::Skipped => format!("skipped after {}", task.skipped_because().unwrap_or("?")),
-        Status::Completed if task.reused() => "completed (reused)".to_owned(),
-        status => status.to_string(),
+        TaskState::Running => (
+            "running",
+            "fill:#d6e4ff,stroke:#1f4fbf,stroke-width:3px,stroke-dasharray:12 3",
+            r##"style="filled,bold", fillcolor="#d6e4ff", color="#1f4fbf", penwidth=3, peripheries=2"##,
+        ),
+        TaskState::Retrying => (
+            "retrying",
+            "fill:#ffe0c2,stroke:#a34a00,stroke-width:3px,stroke-dasharray:3 3 12 3",
+            r##"style="filled,bold", fillcolor="#ffe0c2", color="#a34a00", penwidth=3, peripheries=2, shape=hexagon"##,
+        ),
+        TaskState::Ready => (
+            "ready",
+            "fill:#ffffff,stroke:#1f4fbf,stroke-width:2px",
+            r##"color="#1f4fbf", penwidth=2, shape=ellipse"##,
+        ),
+        TaskState::Waiting => (
+            "waiting",
+            "fill:#ffffff,stroke:#8a8a8a,stroke-width:1px",
+            r##"color="#8a8a8a""##,
+        ),
     }
 }
 
@@ -239,20 +410,20 @@ fn mermaid_text(text: &str) -> String {
     out
 }
 
-fn mermaid(graph: &GraphInner, report: Option<&Report>, diagram: Diagram) -> String {
+fn mermaid(graph: &GraphInner, marks: Option<&Marks>, diagram: Diagram) -> String {
     let edges = edges(graph);
     let (shown, left_out) = cut(&edges, diagram.max_edges.unwrap_or(MERMAID_MAX_EDGES));
     let mut out = String::from("flowchart LR\n");
     for v in 1..graph.len() {
-        let v = index(v);
-        let name = mermaid_text(graph.name(v));
-        match report {
+        let name = mermaid_text(graph.name(index(v)));
+        match marks {
             None => {
                 let _ = writeln!(out, "    t{v}[\"{name}\"]");
             }
-            Some(report) => {
-                let (class, ..) = look(report.task_report(v).status());
-                let line = mermaid_text(&status_line(report, v));
+            Some(marks) => {
+                let mark = &marks.tasks[v];
+                let (class, ..) = look(mark.state);
+                let line = mermaid_text(&mark.line);
                 let _ = writeln!(out, "    t{v}[\"{name}<br/>{line}\"]:::{class}");
             }
         }
@@ -263,15 +434,15 @@ fn mermaid(graph: &GraphInner, report: Option<&Report>, diagram: Diagram) -> Str
     if let Some(left_out) = left_out {
         let _ = writeln!(out, "    left_out[\"{left_out}\"]");
     }
-    if report.is_some() {
+    if let Some(marks) = marks {
         out.push_str("    subgraph legend [\"legend\"]\n");
-        for status in Status::ALL {
-            let (class, ..) = look(status);
-            let _ = writeln!(out, "        legend_{class}[\"{status}\"]:::{class}");
+        for &state in marks.legend {
+            let (class, ..) = look(state);
+            let _ = writeln!(out, "        legend_{class}[\"{state}\"]:::{class}");
         }
         out.push_str("    end\n");
-        for status in Status::ALL {
-            let (class, style, _) = look(status);
+        for &state in marks.legend {
+            let (class, style, _) = look(state);
             let _ = writeln!(out, "    classDef {class} {style}");
         }
     }
@@ -293,30 +464,23 @@ fn dot_text(text: &str) -> String {
     out
 }
 
-fn dot(graph: &GraphInner, report: Option<&Report>, diagram: Diagram) -> String {
+fn dot(graph: &GraphInner, marks: Option<&Marks>, diagram: Diagram) -> String {
     let edges = edges(graph);
     let (shown, left_out) = cut(&edges, diagram.max_edges.unwrap_or(usize::MAX));
     let mut out = String::from(
         "digraph run {\n    rankdir=LR;\n    node [shape=box, fontname=\"Helvetica\"];\n",
     );
     for v in 1..graph.len() {
-        let v = index(v);
-        let name = dot_text(graph.name(v));
-        match report {
+        let name = dot_text(graph.name(index(v)));
+        match marks {
             None => {
                 let _ = writeln!(out, "    t{v} [label=\"{name}\"];");
             }
-            Some(report) => {
-                let task = report.task_report(v);
-                let (_, _, style) = look(task.status());
-                let line = dot_text(&status_line(report, v));
-                let tooltip = match (task.error(), task.skipped_because()) {
-                    (Some(error), _) => dot_text(&format!("{error:#}")),
-                    (None, Some(because)) => {
-                        dot_text(&format!("skipped: `{because}` did not complete"))
-                    }
-                    (None, None) => dot_text(&task.status().to_string()),
-                };
+            Some(marks) => {
+                let mark = &marks.tasks[v];
+                let (_, _, style) = look(mark.state);
+                let line = dot_text(&mark.line);
+                let tooltip = dot_text(&mark.tooltip);
                 let _ = writeln!(
                     out,
                     "    t{v} [label=\"{name}\\n{line}\", tooltip=\"{tooltip}\", {style}];"
@@ -330,11 +494,11 @@ fn dot(graph: &GraphInner, report: Option<&Report>, diagram: Diagram) -> String 
     if let Some(left_out) = left_out {
         let _ = writeln!(out, "    left_out [label=\"{left_out}\", shape=note];");
     }
-    if report.is_some() {
+    if let Some(marks) = marks {
         out.push_str("    subgraph cluster_legend {\n        label=\"legend\";\n");
-        for status in Status::ALL {
-            let (class, _, style) = look(status);
-            let _ = writeln!(out, "        legend_{class} [label=\"{status}\", {style}];");
+        for &state in marks.legend {
+            let (class, _, style) = look(state);
+            let _ = writeln!(out, "        legend_{class} [label=\"{state}\", {style}];");
         }
         out.push_str("    }\n");
     }

@@ -17,7 +17,7 @@ use crate::event::{Event, EventKind, TaskName};
 use crate::executor::Value;
 use crate::graph::GraphInner;
 use crate::id::{RunKey, Status, TaskState};
-use crate::live::RunStatus;
+use crate::live::{RunStatus, Why};
 use crate::options::Observer;
 
 /// Where a completed task's value comes from.
@@ -144,6 +144,14 @@ impl RunState {
             self.graph.clone(),
             self.records.iter().map(|r| r.state).collect(),
             self.records.iter().map(|r| r.attempts).collect(),
+            self.records
+                .iter()
+                .map(|r| match (&r.error, r.skipped_because) {
+                    (Some(error), _) => Why::Failed(error.clone()),
+                    (None, Some(because)) => Why::Skipped(because),
+                    (None, None) => Why::Nothing,
+                })
+                .collect(),
         );
         if let Some(started) = self.started {
             live.lock().start(started);

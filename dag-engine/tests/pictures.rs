@@ -248,3 +248,67 @@ fn large_graphs_say_what_they_leave_out_or_take_the_limit_chosen() {
         write(&dir, "cut.dot", &dot),
     ]);
 }
+
+/// A run caught mid-way has a task in each state: done (completed, failed, skipped), running,
+/// retrying (which keeps its room while it waits), ready (no room under the run's limit of
+/// two), waiting.
+#[tokio::test(start_paused = true)]
+async fn a_picture_of_a_run_as_it_goes_shows_every_state_and_is_valid() {
+    let mut builder = NamedGraphBuilder::new();
+    builder
+        .task("done", |_| async { Ok(()) })
+        .task("broken", |_| async {
+            anyhow::bail!("no \"disk\"") as anyhow::Result<()>
+        })
+        .task("after broken", |_| async { Ok(()) })
+        .task("flaky", |_| async {
+            anyhow::bail!("try again") as anyhow::Result<()>
+        })
+        .task("slow", |_| async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok(())
+        })
+        .task("queued", |_| async { Ok(()) })
+        .task("end", |_| async { Ok(()) })
+        .depends("after broken", ["broken"])
+        .depends("queued", ["done"])
+        .depends("end", ["slow"])
+        .options(
+            "flaky",
+            dagjoin::runtime::TaskOptions::new()
+                .retries(3)
+                .backoff(Duration::from_mins(1)),
+        );
+    let graph = builder.build().unwrap();
+    let mut run = graph.run_with((), RunOptions::new().max_in_flight(2));
+    let status = run.status();
+    let run = tokio::spawn(run);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let flowchart = status.to_mermaid();
+    let dot_text = status.to_dot();
+    for (task, class, line) in [
+        ("done", "completed", "completed"),
+        ("broken", "failed", "failed: no #quot;disk#quot;"),
+        ("after broken", "skipped", "skipped after broken"),
+        ("flaky", "retrying", "retrying after attempt 1"),
+        ("slow", "running", "running"),
+        ("queued", "ready", "ready"),
+        ("end", "waiting", "waiting"),
+    ] {
+        let node = format!("[\"{task}<br/>{line}\"]:::{class}");
+        assert!(flowchart.contains(&node), "{node} not in\n{flowchart}");
+        assert!(
+            flowchart.contains(&format!("classDef {class} ")),
+            "{flowchart}"
+        );
+    }
+    assert!(
+        dot_text.contains(r#"label="broken\nfailed: no \"disk\"", tooltip="no \"disk\"""#),
+        "{dot_text}"
+    );
+    assert!(dot_text.contains("legend_running"), "{dot_text}");
+    let dir = out_dir("live");
+    check_dot(&[write(&dir, "live.dot", &dot_text)]);
+    check_mermaid(&[write(&dir, "live.mmd", &flowchart)]);
+    run.abort();
+}
