@@ -4,13 +4,13 @@
 //!
 //! One more observer of a run's events. It keeps its counts itself, a store or two per event
 //! and no lock, and the bar reads them when it draws: 20 times a second while the run goes
-//! on, on indicatif's ticker thread, however fast or slow tasks finish, and not at all when
+//! on, on a thread of its own, however fast or slow tasks finish, and not at all when
 //! stderr is not a terminal.
 
 use core::fmt;
 use core::time::Duration;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
@@ -24,8 +24,8 @@ const NAMED: u64 = 3;
 /// How often the bar is drawn while a run goes on.
 const EVERY: Duration = Duration::from_millis(50);
 
-/// How long the drawing thread waits for another run before it ends.
-const LINGER: Duration = Duration::from_secs(1);
+/// How many ticks the drawing thread waits for another run before it ends (a second).
+const LINGER: u32 = 20;
 
 /// The width of the bar, in characters.
 const WIDTH: u64 = 30;
@@ -55,8 +55,6 @@ pub struct Progress {
 #[derive(Default)]
 struct Shared {
     shown: Mutex<Shown>,
-    /// Wakes the drawing thread when a run starts.
-    wake: Condvar,
 }
 
 #[derive(Default)]
@@ -65,9 +63,10 @@ struct Shown {
     watch: Option<Arc<Watch>>,
     /// Whether that run goes on.
     running: bool,
-    /// Whether a thread draws the bar. It draws while a run goes on and waits [`LINGER`] for
-    /// the next: back-to-back runs share one thread rather than start one each, which would
-    /// cost a run of 10,000 quick tasks a tenth of its time.
+    /// Whether a thread draws the bar. It ticks 20 times a second, draws while a run goes on
+    /// and ends after a second without one: back-to-back runs share one thread rather than
+    /// start one each, and a run's start wakes nothing (a thread started or woken per run
+    /// would cost a run of 10,000 quick tasks a tenth of its time or more).
     drawing: bool,
 }
 
@@ -181,12 +180,7 @@ impl Progress {
                 let mut shown = lock(&self.shared.shown);
                 shown.watch = Some(watch.clone());
                 shown.running = true;
-                if self.bar.is_hidden() {
-                    return;
-                }
-                if shown.drawing {
-                    self.shared.wake.notify_one();
-                } else {
+                if !shown.drawing && !self.bar.is_hidden() {
                     shown.drawing = true;
                     drop(shown);
                     self.draw_in_background();
@@ -209,26 +203,25 @@ impl Progress {
         let spawned = std::thread::Builder::new()
             .name("dagjoin-progress".into())
             .spawn(move || {
-                let mut shown = lock(&shared.shown);
+                let mut idle = 0;
                 loop {
-                    if shown.running {
-                        drop(shown);
-                        let Some(bar) = bar.upgrade() else {
-                            lock(&shared.shown).drawing = false;
-                            return;
-                        };
-                        bar.tick();
-                        drop(bar);
-                        shown = lock(&shared.shown);
-                        shown = wait(&shared.wake, shown, EVERY).0;
-                    } else {
-                        let idle;
-                        (shown, idle) = wait(&shared.wake, shown, LINGER);
-                        if idle && !shown.running {
+                    std::thread::sleep(EVERY);
+                    let mut shown = lock(&shared.shown);
+                    if !shown.running {
+                        idle += 1;
+                        if idle == LINGER {
                             shown.drawing = false;
                             return;
                         }
+                        continue;
                     }
+                    idle = 0;
+                    drop(shown);
+                    let Some(bar) = bar.upgrade() else {
+                        lock(&shared.shown).drawing = false;
+                        return;
+                    };
+                    bar.tick();
                 }
             });
         if spawned.is_err() {
@@ -236,18 +229,6 @@ impl Progress {
             lock(&self.shared.shown).drawing = false;
         }
     }
-}
-
-/// Waits on `wake` for at most `timeout`; whether it timed out.
-fn wait<'a>(
-    wake: &Condvar,
-    guard: MutexGuard<'a, Shown>,
-    timeout: Duration,
-) -> (MutexGuard<'a, Shown>, bool) {
-    let (guard, result) = wake
-        .wait_timeout(guard, timeout)
-        .unwrap_or_else(PoisonError::into_inner);
-    (guard, result.timed_out())
 }
 
 /// Changes a count only its run writes (see [`Watch`]).
