@@ -35,6 +35,9 @@ pub struct TaskName<'a>(Name<'a>);
 #[derive(Clone)]
 enum Name<'a> {
     Node(&'a GraphInner, u32),
+    /// A task added while the run went on, and its name (behind a thin reference, so that a
+    /// name stays two words).
+    Added(&'a Arc<str>, u32),
     Owned(Arc<str>),
 }
 
@@ -43,10 +46,16 @@ impl<'a> TaskName<'a> {
         Self(Name::Node(graph, node))
     }
 
+    /// Task `node`, added while the run went on, called `name`.
+    pub(crate) fn added(name: &'a Arc<str>, node: u32) -> Self {
+        Self(Name::Added(name, node))
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Name::Node(graph, node) => graph.name(*node),
+            Name::Added(name, _) => name,
             Name::Owned(name) => name,
         }
     }
@@ -54,17 +63,17 @@ impl<'a> TaskName<'a> {
     /// The task's node in its graph, while the name is borrowed from it.
     pub(crate) fn node(&self) -> Option<u32> {
         match self.0 {
-            Name::Node(_, node) => Some(node),
+            Name::Node(_, node) | Name::Added(_, node) => Some(node),
             Name::Owned(_) => None,
         }
     }
 
     /// The name, copied out of the graph.
     pub fn into_owned(self) -> TaskName<'static> {
-        match self.0 {
-            Name::Node(graph, node) => TaskName(Name::Owned(Arc::from(graph.name(node)))),
-            Name::Owned(name) => TaskName(Name::Owned(name)),
-        }
+        TaskName(match self.0 {
+            Name::Owned(name) => Name::Owned(name),
+            _ => Name::Owned(Arc::from(self.as_str())),
+        })
     }
 }
 
@@ -196,6 +205,13 @@ pub enum EventKind<'a> {
         /// The attempt that was stopped.
         attempt: u32,
     },
+    /// The task was added to the graph while the run went on, by task `by` (its first event).
+    Added {
+        /// The task.
+        task: TaskName<'a>,
+        /// The task that added it.
+        by: TaskName<'a>,
+    },
     /// The task did not run: the run stopped first, or its plan left the task out. Terminal.
     NotRun {
         /// The task.
@@ -219,6 +235,7 @@ impl Event<'_> {
             | EventKind::Failed { task, .. }
             | EventKind::Skipped { task, .. }
             | EventKind::Cancelled { task, .. }
+            | EventKind::Added { task, .. }
             | EventKind::NotRun { task } => Some(task.as_str()),
             EventKind::RunStarted { .. } | EventKind::RunFinished { .. } => None,
         }
@@ -285,6 +302,10 @@ impl Event<'_> {
                 task: own(task),
                 attempt,
             },
+            EventKind::Added { task, by } => EventKind::Added {
+                task: own(task),
+                by: own(by),
+            },
             EventKind::NotRun { task } => EventKind::NotRun { task: own(task) },
             EventKind::RunFinished { run } => EventKind::RunFinished { run },
         };
@@ -329,6 +350,7 @@ impl fmt::Display for Event<'_> {
             EventKind::Cancelled { task, attempt } => {
                 write!(f, "task `{task}` attempt {attempt} cancelled")
             }
+            EventKind::Added { task, by } => write!(f, "task `{task}` added by `{by}`"),
             EventKind::NotRun { task } => write!(f, "task `{task}` did not run"),
             EventKind::RunFinished { run } => write!(f, "run {run} finished"),
         }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::error::ValueError;
-use crate::executor::{Executor, Executors, Job, Value};
+use crate::executor::{Executors, Job, Value};
 use crate::id::Handle;
 
 /// A task's function, type-erased: turns the task's inputs into the job of one attempt.
@@ -29,6 +29,26 @@ type WorkFn = dyn Fn(Call<'_>) -> Result<Job, anyhow::Error> + Send + Sync;
 pub(crate) enum Work {
     Stateless(&'static WorkFn),
     Shared(Arc<WorkFn>),
+    /// A map: the scheduler adds its items' tasks and makes its value from theirs.
+    Spread(Arc<dyn Spread>),
+}
+
+/// What a map task does: from its input, a collection, one task per item, then its own value
+/// from theirs, in item order.
+pub(crate) trait Spread: Send + Sync {
+    /// The number of items of the collection `value`; an error if it is not the collection
+    /// the map takes.
+    fn width(&self, value: &Value) -> Result<usize, anyhow::Error>;
+
+    /// The work of the item tasks: item `i` is node `first + i`, and takes item `i` of the
+    /// collection that is node `source`'s value.
+    fn item(&self, source: u32, first: u32) -> Work;
+
+    /// The type of an item task's value.
+    fn item_output(&self) -> TypeInfo;
+
+    /// The map task's value from its items' values, in order.
+    fn gather(&self, items: &mut dyn Iterator<Item = &Value>) -> Result<Value, anyhow::Error>;
 }
 
 impl Work {
@@ -50,6 +70,9 @@ impl Work {
         match self {
             Self::Stateless(work) => work(call),
             Self::Shared(work) => work(call),
+            Self::Spread(_) => Err(anyhow::anyhow!(
+                "a map task runs no job of its own: its items do"
+            )),
         }
     }
 }
@@ -60,6 +83,8 @@ impl Work {
 pub(crate) struct Call<'a> {
     pub graph: &'a Arc<GraphInner>,
     pub node: u32,
+    /// The task's inputs (the graph's, or those it was added with).
+    pub deps: &'a [u32],
     pub values: &'a [Option<Value>],
 }
 
@@ -69,7 +94,7 @@ impl<'a> Call<'a> {
     /// The scheduler starts a task only once each dependency has a value.
     pub fn inputs(self) -> impl ExactSizeIterator<Item = &'a Value> + 'a {
         let values = self.values;
-        self.graph.deps(self.node).iter().map(move |&dep| {
+        self.deps.iter().map(move |&dep| {
             values[dep as usize]
                 .as_ref()
                 .expect("the scheduler starts a task once all its inputs have values")
@@ -320,6 +345,11 @@ impl NameTable {
         }
     }
 
+    /// The name of node `v`, if it is one of the table's.
+    pub fn try_get(&self, v: u32) -> Option<&str> {
+        ((v as usize) < self.entries.len()).then(|| self.get(v))
+    }
+
     /// Every derived name, written out.
     fn write(&self) -> Written {
         let mut text = String::new();
@@ -411,6 +441,9 @@ pub(crate) struct GraphInner {
     pub executors: Executors,
     /// Task names to nodes (the parameter is not in it), made on the first lookup by name.
     index: OnceLock<HashMap<Box<str>, u32>>,
+    /// In the graph of a run's report, the task that added each task while the run went on
+    /// (0 for the graph's own); empty for a graph that was built.
+    pub added_by: Box<[u32]>,
 }
 
 impl GraphInner {
@@ -463,6 +496,7 @@ impl GraphInner {
             succ: succ.into_boxed_slice(),
             initial_missing: initial_missing.into_boxed_slice(),
             index: OnceLock::new(),
+            added_by: Box::new([]),
         }
     }
 
@@ -479,17 +513,13 @@ impl GraphInner {
             succ: self.succ.clone(),
             initial_missing: self.initial_missing.clone(),
             index: self.index.clone(),
+            added_by: self.added_by.clone(),
         }
     }
 
     /// The index of task `v`'s executor.
     pub fn placement(&self, v: u32) -> u16 {
         self.placements[v as usize]
-    }
-
-    /// Task `v`'s executor.
-    pub fn executor(&self, v: u32) -> &Arc<dyn Executor> {
-        self.executors.get(self.placement(v))
     }
 
     /// The name of task `v`'s executor.
@@ -524,6 +554,11 @@ impl GraphInner {
     /// The name of node `v`.
     pub fn name(&self, v: u32) -> &str {
         self.names.get(v)
+    }
+
+    /// The names of the nodes.
+    pub fn names(&self) -> &NameTable {
+        &self.names
     }
 
     /// Checks that `handle` comes from this graph's builder.

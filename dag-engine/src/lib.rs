@@ -80,6 +80,7 @@ mod error;
 mod event;
 mod executor;
 mod graph;
+mod grow;
 mod id;
 mod live;
 mod named;

@@ -28,6 +28,8 @@ pub(crate) struct Live {
     pub attempts: Vec<u32>,
     /// Why each failed or skipped task is so, for pictures.
     pub why: Vec<Why>,
+    /// The tasks the run added, from node `graph.len()` on: name and inputs.
+    pub added: Vec<(Arc<str>, Box<[u32]>)>,
     started: Option<Instant>,
     finished: Option<Instant>,
     dropped: bool,
@@ -56,6 +58,7 @@ impl RunStatus {
                 states,
                 attempts,
                 why,
+                added: Vec::new(),
                 started: None,
                 finished: None,
                 dropped: false,
@@ -78,10 +81,7 @@ impl RunStatus {
         Snapshot {
             tasks: (1..live.states.len())
                 .map(|v| TaskSnapshot {
-                    name: live
-                        .graph
-                        .name(u32::try_from(v).expect("fewer than 2^32 tasks"))
-                        .to_owned(),
+                    name: live.name(v).to_owned(),
                     state: live.states[v],
                     attempts: live.attempts[v],
                 })
@@ -101,6 +101,8 @@ impl RunStatus {
         let mut why = None;
         let (task, state, attempt) = match &event.kind {
             EventKind::RunStarted { .. } => return live.start(event.at),
+            // The run tells the status of added tasks itself, with their inputs.
+            EventKind::Added { .. } => return,
             EventKind::RunFinished { .. } => return live.finish(event.at),
             EventKind::Ready { task } => (task, TaskState::Ready, None),
             EventKind::Started { task, attempt, .. } => (task, TaskState::Running, Some(*attempt)),
@@ -133,6 +135,30 @@ impl RunStatus {
 impl Live {
     pub fn start(&mut self, at: Instant) {
         self.started = Some(at);
+    }
+
+    /// The run added a task called `name`, taking `deps`.
+    pub fn add(&mut self, name: Arc<str>, deps: Box<[u32]>) {
+        self.states.push(TaskState::Waiting);
+        self.attempts.push(0);
+        self.why.push(Why::Nothing);
+        self.added.push((name, deps));
+    }
+
+    /// The name of node `v`.
+    pub fn name(&self, v: usize) -> &str {
+        match v.checked_sub(self.graph.len()) {
+            Some(at) => &self.added[at].0,
+            None => self.graph.name(crate::graph::index(v)),
+        }
+    }
+
+    /// The inputs of node `v`.
+    pub fn deps(&self, v: usize) -> &[u32] {
+        match v.checked_sub(self.graph.len()) {
+            Some(at) => &self.added[at].1,
+            None => self.graph.deps(crate::graph::index(v)),
+        }
     }
 
     fn finish(&mut self, at: Instant) {

@@ -12,11 +12,9 @@
 
 use core::fmt::Write;
 
-use std::sync::Arc;
-
 use crate::graph::{index, GraphInner};
 use crate::id::{Status, TaskState};
-use crate::live::{RunStatus, Why};
+use crate::live::{Live, RunStatus, Why};
 use crate::report::Report;
 
 /// How a picture is drawn: for now, how many edges at most (Mermaid: 500 unless chosen; DOT:
@@ -57,34 +55,34 @@ impl Diagram {
 
     /// A Mermaid flowchart of `graph`.
     pub fn mermaid<P>(self, graph: &crate::Graph<P>) -> String {
-        mermaid(&graph.inner, None, self)
+        mermaid(&*graph.inner, None, self)
     }
 
     /// A Graphviz DOT digraph of `graph`.
     pub fn dot<P>(self, graph: &crate::Graph<P>) -> String {
-        dot(&graph.inner, None, self)
+        dot(&*graph.inner, None, self)
     }
 
     /// A Mermaid flowchart of `report`'s run, tasks styled by status.
     pub fn mermaid_report(self, report: &Report) -> String {
-        mermaid(&report.graph, Some(&report_marks(report)), self)
+        mermaid(&*report.graph, Some(&report_marks(report)), self)
     }
 
     /// A Graphviz DOT digraph of `report`'s run, tasks styled by status.
     pub fn dot_report(self, report: &Report) -> String {
-        dot(&report.graph, Some(&report_marks(report)), self)
+        dot(&*report.graph, Some(&report_marks(report)), self)
     }
 
     /// A Mermaid flowchart of a run as it is now, tasks styled by state.
     pub fn mermaid_status(self, status: &RunStatus) -> String {
-        let (graph, marks) = live_marks(status);
-        mermaid(&graph, Some(&marks), self)
+        let live = status.lock();
+        mermaid(&*live, Some(&live_marks(&live)), self)
     }
 
     /// A Graphviz DOT digraph of a run as it is now, tasks styled by state.
     pub fn dot_status(self, status: &RunStatus) -> String {
-        let (graph, marks) = live_marks(status);
-        dot(&graph, Some(&marks), self)
+        let live = status.lock();
+        dot(&*live, Some(&live_marks(&live)), self)
     }
 }
 
@@ -249,26 +247,58 @@ fn report_marks(report: &Report) -> Marks {
     }
 }
 
-fn live_marks(status: &RunStatus) -> (Arc<GraphInner>, Marks) {
-    let live = status.lock();
-    let graph = live.graph.clone();
+fn live_marks(live: &Live) -> Marks {
     let tasks = (0..live.states.len())
         .map(|v| {
             let why = match &live.why[v] {
                 Why::Nothing => None,
                 Why::Failed(error) => Some(Reason::Failed(error)),
-                Why::Skipped(because) => Some(Reason::Skipped(graph.name(*because))),
+                Why::Skipped(because) => Some(Reason::Skipped(live.name(*because as usize))),
             };
             mark(live.states[v], live.attempts[v], why)
         })
         .collect();
-    (
-        graph,
-        Marks {
-            tasks,
-            legend: &STATES,
-        },
-    )
+    Marks {
+        tasks,
+        legend: &STATES,
+    }
+}
+
+/// What a picture draws: tasks with names and inputs. A graph, or a live run's view of the
+/// graph with the tasks it added.
+trait Shape {
+    /// The number of nodes, the parameter included.
+    fn nodes(&self) -> usize;
+    fn name(&self, v: usize) -> &str;
+    fn deps(&self, v: usize) -> &[u32];
+}
+
+impl Shape for GraphInner {
+    fn nodes(&self) -> usize {
+        self.len()
+    }
+
+    fn name(&self, v: usize) -> &str {
+        GraphInner::name(self, index(v))
+    }
+
+    fn deps(&self, v: usize) -> &[u32] {
+        GraphInner::deps(self, index(v))
+    }
+}
+
+impl Shape for Live {
+    fn nodes(&self) -> usize {
+        self.states.len()
+    }
+
+    fn name(&self, v: usize) -> &str {
+        Live::name(self, v)
+    }
+
+    fn deps(&self, v: usize) -> &[u32] {
+        Live::deps(self, v)
+    }
 }
 
 /// Why a task failed or was skipped.
@@ -369,14 +399,13 @@ fn first_line(text: &str, max: usize) -> String {
 }
 
 /// The edges of `graph` in order, once per pair: (dependency, task).
-fn edges(graph: &GraphInner) -> Vec<(u32, u32)> {
+fn edges(graph: &dyn Shape) -> Vec<(u32, u32)> {
     let mut edges = Vec::new();
-    for v in 1..graph.len() {
-        let v = index(v);
+    for v in 1..graph.nodes() {
         let deps = graph.deps(v);
         for (i, &d) in deps.iter().enumerate() {
             if d != 0 && !deps[..i].contains(&d) {
-                edges.push((d, v));
+                edges.push((d, index(v)));
             }
         }
     }
@@ -410,12 +439,12 @@ fn mermaid_text(text: &str) -> String {
     out
 }
 
-fn mermaid(graph: &GraphInner, marks: Option<&Marks>, diagram: Diagram) -> String {
+fn mermaid(graph: &dyn Shape, marks: Option<&Marks>, diagram: Diagram) -> String {
     let edges = edges(graph);
     let (shown, left_out) = cut(&edges, diagram.max_edges.unwrap_or(MERMAID_MAX_EDGES));
     let mut out = String::from("flowchart LR\n");
-    for v in 1..graph.len() {
-        let name = mermaid_text(graph.name(index(v)));
+    for v in 1..graph.nodes() {
+        let name = mermaid_text(graph.name(v));
         match marks {
             None => {
                 let _ = writeln!(out, "    t{v}[\"{name}\"]");
@@ -464,14 +493,14 @@ fn dot_text(text: &str) -> String {
     out
 }
 
-fn dot(graph: &GraphInner, marks: Option<&Marks>, diagram: Diagram) -> String {
+fn dot(graph: &dyn Shape, marks: Option<&Marks>, diagram: Diagram) -> String {
     let edges = edges(graph);
     let (shown, left_out) = cut(&edges, diagram.max_edges.unwrap_or(usize::MAX));
     let mut out = String::from(
         "digraph run {\n    rankdir=LR;\n    node [shape=box, fontname=\"Helvetica\"];\n",
     );
-    for v in 1..graph.len() {
-        let name = dot_text(graph.name(index(v)));
+    for v in 1..graph.nodes() {
+        let name = dot_text(graph.name(v));
         match marks {
             None => {
                 let _ = writeln!(out, "    t{v} [label=\"{name}\"];");

@@ -19,7 +19,7 @@ use crate::graph::GraphInner;
 use crate::options::Observer;
 
 /// How many running tasks the line names.
-const NAMED: u64 = 3;
+const NAMED: usize = 3;
 
 /// How often the bar is drawn while a run goes on.
 const EVERY: Duration = Duration::from_millis(50);
@@ -87,6 +87,8 @@ struct Watch {
     running: AtomicU64,
     /// Whether each task is running, by node: the drawer names the first few it finds.
     is_running: Box<[AtomicBool]>,
+    /// The tasks the run added (nodes from `is_running.len()` on): name, and whether it runs.
+    added: Mutex<Vec<(Box<str>, bool)>>,
 }
 
 impl Progress {
@@ -143,6 +145,7 @@ impl Progress {
             cancelled: AtomicU64::new(0),
             running: AtomicU64::new(0),
             is_running: (0..graph.len()).map(|_| AtomicBool::new(false)).collect(),
+            added: Mutex::default(),
         });
         let progress = self.clone();
         Arc::new(move |event: &Event<'_>| progress.observe(&watch, event))
@@ -172,6 +175,10 @@ impl Progress {
                 watch.stopped(task);
             }
             EventKind::Skipped { .. } | EventKind::NotRun { .. } => bump(&watch.skipped),
+            EventKind::Added { task, .. } => {
+                bump(&watch.total);
+                lock(&watch.added).push((task.as_str().into(), false));
+            }
             EventKind::RunStarted { tasks, .. } => {
                 watch
                     .total
@@ -258,8 +265,11 @@ impl Watch {
     }
 
     fn set_running(&self, task: &TaskName<'_>, running: bool) {
-        if let Some(flag) = task.node().and_then(|v| self.is_running.get(v as usize)) {
+        let Some(v) = task.node() else { return };
+        if let Some(flag) = self.is_running.get(v as usize) {
             flag.store(running, Ordering::Relaxed);
+        } else if let Some(added) = lock(&self.added).get_mut(v as usize - self.is_running.len()) {
+            added.1 = running;
         }
     }
 
@@ -298,16 +308,25 @@ impl Watch {
         let running = count(&self.running);
         if running > 0 {
             write!(out, ", {running} running")?;
+            let added = lock(&self.added);
+            let graph = &self.graph;
+            let running_tasks = self
+                .is_running
+                .iter()
+                .enumerate()
+                .filter(|(_, flag)| flag.load(Ordering::Relaxed))
+                .map(|(v, _)| graph.name(crate::graph::index(v)))
+                .chain(
+                    added
+                        .iter()
+                        .filter(|(_, running)| *running)
+                        .map(|(name, _)| &**name),
+                );
             let mut named = 0_u64;
-            for (v, flag) in self.is_running.iter().enumerate() {
-                if named == NAMED {
-                    break;
-                }
-                if flag.load(Ordering::Relaxed) {
-                    out.write_str(if named == 0 { ": " } else { ", " })?;
-                    out.write_str(self.graph.name(crate::graph::index(v)))?;
-                    named += 1;
-                }
+            for name in running_tasks.take(NAMED) {
+                out.write_str(if named == 0 { ": " } else { ", " })?;
+                out.write_str(name)?;
+                named += 1;
             }
             if running > named {
                 out.write_str(", ..")?;

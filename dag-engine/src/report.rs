@@ -346,6 +346,27 @@ impl<'a> TaskReport<'a> {
         self.report.graph.name(self.node)
     }
 
+    /// The task that added this one to the graph while the run went on (a map, for its
+    /// items); `None` for the graph's own tasks.
+    pub fn added_by(&self) -> Option<&'a str> {
+        let graph = &*self.report.graph;
+        match graph.added_by.get(self.node as usize) {
+            Some(&by) if by != 0 => Some(graph.name(by)),
+            _ => None,
+        }
+    }
+
+    /// The tasks whose values this one took, in order (repeats kept).
+    pub fn dependencies(&self) -> Vec<&'a str> {
+        let graph = &*self.report.graph;
+        graph
+            .deps(self.node)
+            .iter()
+            .filter(|&&d| d != 0)
+            .map(|&d| graph.name(d))
+            .collect()
+    }
+
     /// What became of the task.
     pub fn status(&self) -> Status {
         self.state().status()

@@ -19,6 +19,38 @@ use crate::id::{AttemptKey, RunKey};
 pub(crate) struct RunInfo {
     pub key: RunKey,
     pub graph: Arc<GraphInner>,
+    /// The names of the tasks the run added, from node `graph.len()` on.
+    pub added: std::sync::Mutex<Vec<Arc<str>>>,
+}
+
+impl RunInfo {
+    pub fn new(key: RunKey, graph: Arc<GraphInner>) -> Self {
+        Self {
+            key,
+            graph,
+            added: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The run added a task called `name`.
+    pub fn add_name(&self, name: &Arc<str>) {
+        self.added
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(name.clone());
+    }
+
+    /// The name of node `v`.
+    fn name(&self, v: u32) -> Arc<str> {
+        match (v as usize).checked_sub(self.graph.len()) {
+            None => Arc::from(self.graph.name(v)),
+            Some(at) => self
+                .added
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)[at]
+                .clone(),
+        }
+    }
 }
 
 thread_local! {
@@ -55,11 +87,7 @@ pub fn current_attempt() -> Option<AttemptKey> {
     RUN.with(|run| {
         let run = run.borrow();
         let run = run.as_ref()?;
-        Some(AttemptKey::new(
-            run.key.clone(),
-            run.graph.name(node),
-            attempt,
-        ))
+        Some(AttemptKey::new(run.key.clone(), run.name(node), attempt))
     })
 }
 

@@ -15,7 +15,8 @@ use tokio::time::Instant;
 
 use crate::event::{Event, EventKind, TaskName};
 use crate::executor::Value;
-use crate::graph::GraphInner;
+use crate::graph::{GraphInner, Node};
+use crate::grow::Added;
 use crate::id::{RunKey, Status, TaskState};
 use crate::live::{RunStatus, Why};
 use crate::options::Observer;
@@ -101,6 +102,8 @@ pub(crate) struct RunState {
     live: Option<RunStatus>,
     /// How many tasks have a status: when all have, the end of the run has nothing to add.
     done: usize,
+    /// The tasks the run added to its graph.
+    pub added: Added,
 }
 
 impl RunState {
@@ -124,6 +127,7 @@ impl RunState {
             started: None,
             live: None,
             done: 0,
+            added: Added::new(n),
         }
     }
 
@@ -153,8 +157,16 @@ impl RunState {
                 })
                 .collect(),
         );
-        if let Some(started) = self.started {
-            live.lock().start(started);
+        {
+            let mut shared = live.lock();
+            if let Some(started) = self.started {
+                shared.start(started);
+            }
+            for v in self.added.base..crate::graph::index(self.records.len()) {
+                shared
+                    .added
+                    .push((self.added.name(v).clone(), self.added.deps(v).into()));
+            }
         }
         let observer = live.clone();
         self.observers
@@ -297,7 +309,7 @@ impl RunState {
     #[inline(never)]
     fn tell(&self, v: u32, kind: Kind, now: Instant) {
         let graph = &*self.graph;
-        let task = TaskName::new(graph, v);
+        let task = self.task_name(v);
         let record = &self.records[v as usize];
         let attempt = record.attempts;
         // Only failures carry something owned (their error): the other events borrow all
@@ -308,7 +320,7 @@ impl RunState {
                 EventKind::Started {
                     task,
                     attempt,
-                    executor: Cow::Borrowed(graph.executor_name(v)),
+                    executor: Cow::Borrowed(graph.executors.name(self.placement(v))),
                 },
                 false,
             ),
@@ -343,7 +355,7 @@ impl RunState {
             Kind::Skipped(because) => (
                 EventKind::Skipped {
                     task,
-                    because: TaskName::new(graph, because),
+                    because: self.task_name(because),
                 },
                 false,
             ),
@@ -355,6 +367,84 @@ impl RunState {
         if !owns {
             core::mem::forget(event);
         }
+    }
+
+    /// Task `v`'s name, for an event.
+    #[inline]
+    fn task_name(&self, v: u32) -> TaskName<'_> {
+        if self.added.has(v) {
+            TaskName::added(self.added.name(v), v)
+        } else {
+            TaskName::new(&self.graph, v)
+        }
+    }
+
+    /// The name of task `v`.
+    pub fn name(&self, v: u32) -> &str {
+        if self.added.has(v) {
+            self.added.name(v)
+        } else {
+            self.graph.name(v)
+        }
+    }
+
+    /// The index of task `v`'s executor.
+    #[inline]
+    pub fn placement(&self, v: u32) -> u16 {
+        if self.added.has(v) {
+            self.added.node(v).executor
+        } else {
+            self.graph.placement(v)
+        }
+    }
+
+    /// Task `v`'s node.
+    #[inline]
+    pub fn node(&self, v: u32) -> &Node {
+        if self.added.has(v) {
+            self.added.node(v)
+        } else {
+            &self.graph.nodes[v as usize]
+        }
+    }
+
+    /// The inputs of task `v`.
+    #[inline]
+    pub fn deps(&self, v: u32) -> &[u32] {
+        if self.added.has(v) {
+            self.added.deps(v)
+        } else {
+            self.graph.deps(v)
+        }
+    }
+
+    /// Adds task `node` called `name`, with inputs `deps`, to the run, on behalf of task `by`;
+    /// tells the consumers. Its node.
+    pub fn add(
+        &mut self,
+        node: Node,
+        name: Arc<str>,
+        deps: Box<[u32]>,
+        by: u32,
+        now: Instant,
+    ) -> u32 {
+        if let Some(live) = &self.live {
+            live.lock().add(name.clone(), deps.clone());
+        }
+        let v = self.added.push(node, name, deps, by);
+        self.values.push(None);
+        self.records.push(TaskRecord::NEW);
+        if !self.observers.is_empty() {
+            let event = Event {
+                at: now,
+                kind: EventKind::Added {
+                    task: self.task_name(v),
+                    by: self.task_name(by),
+                },
+            };
+            self.announce(&event);
+        }
+        v
     }
 
     #[allow(

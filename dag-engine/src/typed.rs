@@ -344,6 +344,53 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         self.task().try_add_blocking(f, deps)
     }
 
+    /// Adds a map over the collection `items` will hold: once it is there, one task per item
+    /// (`f(item)`, all started at once, as far as the map's executor has room) and the map's
+    /// value, a `Vec` of their values in item order, that other tasks take like any other.
+    ///
+    /// The item tasks are added to the run as it goes, named after the map (`name[0]`,
+    /// `name[1]`, ..), with the map's executor and options (timeouts and retries apply to
+    /// each item). An empty collection makes an empty `Vec` at once. If an item fails, the
+    /// map and its users are skipped, and the other items run on.
+    ///
+    /// ```
+    /// use dagjoin::runtime::GraphBuilder;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let mut g = GraphBuilder::<()>::new();
+    /// let files = g.add(|| async { vec!["a.txt".to_owned(), "bb.txt".to_owned()] }, ());
+    /// let sizes = g.named("size").map(|file: String| async move { file.len() }, files);
+    /// let total = g.add(|sizes: Vec<usize>| async move { sizes.iter().sum::<usize>() }, sizes);
+    /// let report = g.build().unwrap().run(()).await;
+    /// assert_eq!(report.get(&sizes).unwrap(), &vec![5, 6]);
+    /// assert_eq!(report.get(&total).unwrap(), &11);
+    /// assert_eq!(report.task("size[1]").unwrap().attempts(), 1);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn map<F, T, Fut>(&mut self, f: F, items: Handle<Vec<T>>) -> Handle<Vec<Fut::Output>>
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Clone + Send + Sync + 'static,
+    {
+        self.task().map(f, items)
+    }
+
+    /// Adds a map whose items may fail: see [`map`](GraphBuilder::map).
+    #[track_caller]
+    pub fn try_map<F, T, Fut, U, E>(&mut self, f: F, items: Handle<Vec<T>>) -> Handle<Vec<U>>
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        U: Clone + Send + Sync + 'static,
+        E: Into<anyhow::Error>,
+    {
+        self.task().try_map(f, items)
+    }
+
     /// Sets the options (timeout, retries, backoff) of the task behind `handle`.
     pub fn options<T>(&mut self, handle: &Handle<T>, options: TaskOptions) -> &mut Self {
         if let Some(v) = self.own(handle, "the handle given to `options`") {
@@ -562,6 +609,58 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
         self.push::<F, D, T>(work, BLOCKING, deps, false)
     }
 
+    /// Adds a map: see [`GraphBuilder::map`].
+    #[track_caller]
+    pub fn map<F, T, Fut>(self, f: F, items: Handle<Vec<T>>) -> Handle<Vec<Fut::Output>>
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Clone + Send + Sync + 'static,
+    {
+        let job = move |item: T| {
+            let future = f(item);
+            Job::Async(Box::pin(async move { Ok(Arc::new(future.await) as Value) }))
+        };
+        let spread = MapOf::<T, Fut::Output> {
+            job: Arc::new(job),
+            types: PhantomData,
+        };
+        let result = is_result::<Fut::Output>();
+        self.push::<F, Handle<Vec<T>>, Vec<Fut::Output>>(
+            Work::Spread(Arc::new(spread)),
+            INLINE,
+            items,
+            result,
+        )
+    }
+
+    /// Adds a map whose items may fail: see [`GraphBuilder::try_map`].
+    #[track_caller]
+    pub fn try_map<F, T, Fut, U, E>(self, f: F, items: Handle<Vec<T>>) -> Handle<Vec<U>>
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        U: Clone + Send + Sync + 'static,
+        E: Into<anyhow::Error>,
+    {
+        let job = move |item: T| {
+            let future = f(item);
+            Job::Async(Box::pin(async move {
+                match future.await {
+                    Ok(value) => Ok(Arc::new(value) as Value),
+                    Err(error) => Err(error.into()),
+                }
+            }))
+        };
+        let spread = MapOf::<T, U> {
+            job: Arc::new(job),
+            types: PhantomData,
+        };
+        self.push::<F, Handle<Vec<T>>, Vec<U>>(Work::Spread(Arc::new(spread)), INLINE, items, false)
+    }
+
     #[track_caller]
     fn push<F, D: Deps, T: Any>(
         self,
@@ -645,13 +744,81 @@ fn extract<D: Deps>(call: Call<'_>) -> Result<D::Values, anyhow::Error> {
     <D as sealed::Deps>::extract(&mut inputs).map_err(|(position, requested)| {
         // Handles make this unreachable; a mismatch is still an error, never a wrong value.
         let graph = call.graph;
-        let dep = graph.deps(call.node).get(position).copied().unwrap_or(0);
+        let dep = call.deps.get(position).copied().unwrap_or(0);
+        // Added tasks are made with their inputs' types: only the graph's own reach here.
+        let name = |v: u32| {
+            graph
+                .names()
+                .try_get(v)
+                .unwrap_or("an added task")
+                .to_owned()
+        };
         InputError::TypeMismatch {
-            task: graph.name(call.node).to_owned(),
-            dependency: graph.name(dep).to_owned(),
+            task: name(call.node),
+            dependency: name(dep),
             requested,
-            actual: graph.nodes[dep as usize].output.name,
+            actual: graph
+                .nodes
+                .get(dep as usize)
+                .map_or("?", |node| node.output.name),
         }
         .into()
     })
+}
+
+/// A typed map: the job of each item, from the item.
+struct MapOf<T, U> {
+    job: Arc<dyn Fn(T) -> Job + Send + Sync>,
+    types: PhantomData<fn(T) -> U>,
+}
+
+impl<T, U> MapOf<T, U>
+where
+    T: Clone + Send + Sync + 'static,
+{
+    fn items(value: &Value) -> Result<&Vec<T>, anyhow::Error> {
+        value.downcast_ref::<Vec<T>>().ok_or_else(|| {
+            anyhow::anyhow!(
+                "a map's input is not the `Vec<{}>` it maps over",
+                type_name::<T>()
+            )
+        })
+    }
+}
+
+impl<T, U> crate::graph::Spread for MapOf<T, U>
+where
+    T: Clone + Send + Sync + 'static,
+    U: Clone + Send + Sync + 'static,
+{
+    fn width(&self, value: &Value) -> Result<usize, anyhow::Error> {
+        Self::items(value).map(Vec::len)
+    }
+
+    fn item(&self, source: u32, first: u32) -> Work {
+        let job = self.job.clone();
+        Work::new(move |call: Call<'_>| {
+            let items = call.values[source as usize]
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("a map item starts once its collection is there"))
+                .and_then(Self::items)?;
+            let item = items[(call.node - first) as usize].clone();
+            Ok(job(item))
+        })
+    }
+
+    fn item_output(&self) -> TypeInfo {
+        TypeInfo::of::<U>()
+    }
+
+    fn gather(&self, items: &mut dyn Iterator<Item = &Value>) -> Result<Value, anyhow::Error> {
+        let values = items
+            .map(|value| {
+                value.downcast_ref::<U>().cloned().ok_or_else(|| {
+                    anyhow::anyhow!("a map item's value is not a `{}`", type_name::<U>())
+                })
+            })
+            .collect::<Result<Vec<U>, _>>()?;
+        Ok(Arc::new(values) as Value)
+    }
 }

@@ -1,0 +1,154 @@
+//! Graphs that grow while they run: maps of run-time width, under paused time.
+
+use std::time::Duration;
+
+use dagjoin::runtime::{EventKind, GraphBuilder, RunOptions, Status};
+use tokio::time::{sleep, Instant};
+
+/// A producer of `width` items after 50 ms, a map of 100 ms per item, and a reduce (a sum);
+/// the report, the map's handle, the sum's handle.
+async fn map_reduce(
+    width: u64,
+    options: RunOptions,
+) -> (dagjoin::runtime::Report, Vec<u64>, u64, Duration) {
+    let mut g = GraphBuilder::<()>::new();
+    let items = g.named("list").add(
+        move || async move {
+            sleep(Duration::from_millis(50)).await;
+            (0..width).collect::<Vec<u64>>()
+        },
+        (),
+    );
+    let squares = g.named("square").map(
+        |x: u64| async move {
+            sleep(Duration::from_millis(100)).await;
+            x * x
+        },
+        items,
+    );
+    let sum = g.named("sum").add(
+        |squares: Vec<u64>| async move { squares.iter().sum::<u64>() },
+        squares,
+    );
+    let graph = g.build().unwrap();
+    let started = Instant::now();
+    let report = graph.run_with((), options).await;
+    let took = started.elapsed();
+    let values = report.get(&squares).unwrap().clone();
+    let total = *report.get(&sum).unwrap();
+    (report, values, total, took)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_map_of_five_items_runs_them_all_at_once_then_the_reduce() {
+    let (report, squares, sum, took) = map_reduce(5, RunOptions::new()).await;
+    assert_eq!(squares, vec![0, 1, 4, 9, 16]);
+    assert_eq!(sum, 30);
+    assert_eq!(took, Duration::from_millis(150));
+    assert!(report.is_complete(), "{report:#}");
+    // The graph's three tasks and the five items, named after the map.
+    assert_eq!(report.count(Status::Completed), 8);
+    assert_eq!(report.task("square").unwrap().added_by(), None);
+    assert_eq!(
+        report.task("square").unwrap().dependencies(),
+        [
+            "list",
+            "square[0]",
+            "square[1]",
+            "square[2]",
+            "square[3]",
+            "square[4]"
+        ]
+    );
+    for i in 0..5 {
+        let item = report.task(&format!("square[{i}]")).unwrap();
+        assert_eq!(item.status(), Status::Completed);
+        assert_eq!(item.dependencies(), ["list"]);
+        assert_eq!(item.added_by(), Some("square"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_map_of_no_items_gives_the_reduce_an_empty_vec() {
+    let (report, squares, sum, took) = map_reduce(0, RunOptions::new()).await;
+    assert!(squares.is_empty());
+    assert_eq!(sum, 0);
+    assert_eq!(took, Duration::from_millis(50));
+    assert_eq!(report.count(Status::Completed), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_map_of_a_thousand_items_ends_at_150_ms() {
+    let (report, squares, sum, took) = map_reduce(1000, RunOptions::new()).await;
+    assert_eq!(squares.len(), 1000);
+    assert_eq!(squares[999], 999 * 999);
+    assert_eq!(sum, (0..1000_u64).map(|x| x * x).sum::<u64>());
+    assert_eq!(took, Duration::from_millis(150));
+    assert_eq!(report.count(Status::Completed), 1003);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_map_holds_no_room_while_its_items_run() {
+    // One task in flight at a time: the map must not keep the only room while it waits.
+    let (report, squares, _, took) = map_reduce(3, RunOptions::new().max_in_flight(1)).await;
+    assert_eq!(squares, vec![0, 1, 4]);
+    assert_eq!(took, Duration::from_millis(50 + 3 * 100));
+    assert!(report.is_complete());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_item_skips_the_map_and_its_users_and_the_others_run_on() {
+    let mut g = GraphBuilder::<()>::new();
+    let items = g.add(|| async { vec![1_u32, 2, 3] }, ());
+    let checked = g.named("check").try_map(
+        |x: u32| async move {
+            sleep(Duration::from_millis(10 * u64::from(x))).await;
+            anyhow::ensure!(x != 2, "item {x} is bad");
+            Ok(x)
+        },
+        items,
+    );
+    let after = g
+        .named("after")
+        .add(|v: Vec<u32>| async move { v.len() }, checked);
+    let report = g.build().unwrap().run(()).await;
+    assert_eq!(report.task("check[1]").unwrap().status(), Status::Failed);
+    assert_eq!(report.task("check[0]").unwrap().status(), Status::Completed);
+    assert_eq!(report.task("check[2]").unwrap().status(), Status::Completed);
+    assert_eq!(report.task("check").unwrap().status(), Status::Skipped);
+    assert_eq!(report.task("after").unwrap().status(), Status::Skipped);
+    assert!(report.get(&after).is_err());
+    assert_eq!(
+        report.task("check").unwrap().skipped_because(),
+        Some("check[1]")
+    );
+    let error = format!("{:#}", report.check().unwrap_err());
+    assert!(error.contains("task `check[1]` failed"), "{error}");
+    assert!(error.contains("item 2 is bad"), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn added_tasks_have_events_of_their_own() {
+    let mut g = GraphBuilder::<()>::new();
+    let items = g.named("list").add(|| async { vec![1_u8, 2] }, ());
+    g.named("double").map(|x: u8| async move { x * 2 }, items);
+    let mut run = g.build().unwrap().run(());
+    let events = run.events();
+    let report = run.await;
+    assert!(report.is_complete());
+    let events: Vec<_> = futures::StreamExt::collect::<Vec<_>>(events).await;
+    let added: Vec<String> = events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::Added { task, by } => Some(format!("{task} by {by}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(added, ["double[0] by double", "double[1] by double"]);
+    let completed: Vec<&str> = events
+        .iter()
+        .filter(|event| matches!(event.kind, EventKind::Completed { .. }))
+        .filter_map(|event| event.task())
+        .collect();
+    assert_eq!(completed, ["list", "double[0]", "double[1]", "double"]);
+}
