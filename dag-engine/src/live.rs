@@ -30,6 +30,8 @@ pub(crate) struct Live {
     pub why: Vec<Why>,
     /// The tasks the run added, from node `graph.len()` on: name and inputs.
     pub added: Vec<(Arc<str>, Box<[u32]>)>,
+    /// The inputs of the graph's tasks that took more than their own (a map, its items').
+    pub more_deps: std::collections::HashMap<usize, Vec<u32>>,
     started: Option<Instant>,
     finished: Option<Instant>,
     dropped: bool,
@@ -59,6 +61,7 @@ impl RunStatus {
                 attempts,
                 why,
                 added: Vec::new(),
+                more_deps: std::collections::HashMap::new(),
                 started: None,
                 finished: None,
                 dropped: false,
@@ -157,7 +160,25 @@ impl Live {
     pub fn deps(&self, v: usize) -> &[u32] {
         match v.checked_sub(self.graph.len()) {
             Some(at) => &self.added[at].1,
-            None => self.graph.deps(crate::graph::index(v)),
+            None => self
+                .more_deps
+                .get(&v)
+                .map_or_else(|| self.graph.deps(crate::graph::index(v)), Vec::as_slice),
+        }
+    }
+
+    /// Node `user` takes node `v`'s value too.
+    pub fn add_use(&mut self, v: u32, user: u32) {
+        let user = user as usize;
+        if let Some(at) = user.checked_sub(self.graph.len()) {
+            let deps = &mut self.added[at].1;
+            *deps = deps.iter().copied().chain([v]).collect();
+        } else {
+            let graph = &self.graph;
+            self.more_deps
+                .entry(user)
+                .or_insert_with(|| graph.deps(crate::graph::index(user)).to_vec())
+                .push(v);
         }
     }
 

@@ -48,6 +48,10 @@ pub struct RunOptions {
     /// Stop at the first failure: cancel (drop) every task in flight and start no other.
     /// `false` (the default) keeps going: only the failed task's descendants are skipped.
     pub fail_fast: bool,
+    /// The most tasks the run may have, the ones it adds as it goes included (a map's
+    /// items): a map that would take it past the limit fails, saying so. `None` (the
+    /// default) for no limit but the engine's own, 2^32 - 2 tasks.
+    pub max_tasks: Option<usize>,
     pub(crate) limits: Vec<(String, usize)>,
     pub(crate) run_key: Option<RunKey>,
     pub(crate) cancel: Option<CancelHandle>,
@@ -98,6 +102,14 @@ impl RunOptions {
     #[must_use]
     pub fn limit(mut self, executor: impl Into<String>, limit: usize) -> Self {
         self.limits.push((executor.into(), limit));
+        self
+    }
+
+    /// Sets the most tasks the run may have, added ones included: see
+    /// [`max_tasks`](RunOptions#structfield.max_tasks).
+    #[must_use]
+    pub fn max_tasks(mut self, limit: usize) -> Self {
+        self.max_tasks = Some(limit);
         self
     }
 
@@ -166,6 +178,7 @@ impl fmt::Debug for RunOptions {
             .field("max_spawned", &self.max_spawned)
             .field("limits", &self.limits)
             .field("fail_fast", &self.fail_fast)
+            .field("max_tasks", &self.max_tasks)
             .field("run_key", &self.run_key)
             .field("cancel", &self.cancel)
             .field("deadline", &self.deadline)

@@ -210,6 +210,10 @@ impl fmt::Debug for Run {
 /// to its executor.
 const BUDGET: usize = 128;
 
+/// The most tasks a run can have: node numbers are `u32`, node 0 is the parameter, and
+/// [`NOT_WAITING`] is no count of inputs.
+const MAX_TASKS: usize = u32::MAX as usize - 2;
+
 /// [`Scheduler::missing`] of a task that this run does not start.
 const NOT_WAITING: u32 = u32::MAX;
 
@@ -223,6 +227,8 @@ struct Scheduler {
     /// The most tasks in flight, per executor.
     limits: Box<[usize]>,
     fail_fast: bool,
+    /// The most tasks the run may have, added ones included.
+    max_tasks: usize,
     /// The cancel handle, and the id this run watches it with.
     cancel: Option<(CancelHandle, u64)>,
     deadline: Option<Deadline>,
@@ -309,6 +315,7 @@ impl Scheduler {
             state,
             limits,
             fail_fast: options.fail_fast,
+            max_tasks: options.max_tasks.unwrap_or(usize::MAX).min(MAX_TASKS),
             cancel: options.cancel.map(|handle| {
                 let id = handle.watch();
                 (handle, id)
@@ -656,8 +663,17 @@ impl Scheduler {
             .expect("a map starts once its collection is there");
         let width = match spread.width(&value) {
             Ok(width) => width,
-            Err(error) => return self.fail(v, error, now),
+            Err(error) => return self.fail_here(v, error, now),
         };
+        let tasks = self.state.records.len() - 1;
+        if width > self.max_tasks.saturating_sub(tasks) {
+            let error = anyhow::anyhow!(
+                "its {width} items would make the run's {tasks} tasks more than its limit of {} \
+                 (RunOptions::max_tasks)",
+                self.max_tasks
+            );
+            return self.fail_here(v, error, now);
+        }
         let first = index(self.state.records.len());
         let node = self.state.node(v);
         let item = Node {
@@ -674,7 +690,7 @@ impl Scheduler {
             let s = self
                 .state
                 .add(item.clone(), item_name, Box::new([source]), v, now);
-            self.state.added.add_use(s, v);
+            self.state.add_use(s, v);
             self.missing.push(0);
             make_ready(&mut self.state, &mut self.ready, &self.info.graph, s, now);
         }

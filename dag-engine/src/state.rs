@@ -162,10 +162,16 @@ impl RunState {
             if let Some(started) = self.started {
                 shared.start(started);
             }
-            for v in self.added.base..crate::graph::index(self.records.len()) {
+            let added = &self.added;
+            for v in added.base..crate::graph::index(self.records.len()) {
                 shared
                     .added
-                    .push((self.added.name(v).clone(), self.added.deps(v).into()));
+                    .push((added.name(v).clone(), added.deps(v).into()));
+            }
+            for user in 1..crate::graph::index(self.records.len()) {
+                for &v in added.extra_deps(user) {
+                    shared.add_use(v, user);
+                }
             }
         }
         let observer = live.clone();
@@ -416,6 +422,14 @@ impl RunState {
         } else {
             self.graph.deps(v)
         }
+    }
+
+    /// Task `user` takes task `v`'s value too (a map, its items').
+    pub fn add_use(&mut self, v: u32, user: u32) {
+        if let Some(live) = &self.live {
+            live.lock().add_use(v, user);
+        }
+        self.added.add_use(v, user);
     }
 
     /// Adds task `node` called `name`, with inputs `deps`, to the run, on behalf of task `by`;

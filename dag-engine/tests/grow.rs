@@ -152,3 +152,27 @@ async fn added_tasks_have_events_of_their_own() {
         .collect();
     assert_eq!(completed, ["list", "double[0]", "double[1]", "double"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_map_that_would_pass_the_runs_limit_of_tasks_fails_saying_so() {
+    let mut g = GraphBuilder::<()>::new();
+    let items = g
+        .named("list")
+        .add(|| async { (0..1000_u64).collect::<Vec<_>>() }, ());
+    let squares = g.named("square").map(|x: u64| async move { x * x }, items);
+    g.named("sum")
+        .add(|v: Vec<u64>| async move { v.iter().sum::<u64>() }, squares);
+    let options = RunOptions::new().max_tasks(100);
+    let report = g.build().unwrap().run_with((), options).await;
+    let map = report.task("square").unwrap();
+    assert_eq!(map.status(), Status::Failed);
+    let error = format!("{:#}", map.error().unwrap());
+    assert_eq!(
+        error,
+        "its 1000 items would make the run's 3 tasks more than its limit of 100 \
+         (RunOptions::max_tasks)"
+    );
+    assert_eq!(report.task("sum").unwrap().status(), Status::Skipped);
+    // Nothing was added.
+    assert_eq!(report.tasks().len(), 3);
+}

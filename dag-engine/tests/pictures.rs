@@ -312,3 +312,50 @@ async fn a_picture_of_a_run_as_it_goes_shows_every_state_and_is_valid() {
     check_mermaid(&[write(&dir, "live.mmd", &flowchart)]);
     run.abort();
 }
+
+/// A map's items, added as the run goes, are in the pictures of the run (live and after),
+/// with their edges.
+#[tokio::test(start_paused = true)]
+async fn pictures_of_a_run_that_grew_show_the_added_tasks() {
+    let mut g = dagjoin::runtime::GraphBuilder::<()>::new();
+    let items = g.named("list").add(|| async { vec![1_u64, 2] }, ());
+    let waited = g.named("wait").map(
+        |x: u64| async move {
+            tokio::time::sleep(Duration::from_secs(x)).await;
+            x
+        },
+        items,
+    );
+    g.named("end")
+        .add(|v: Vec<u64>| async move { v.len() }, waited);
+    let mut run = g.build().unwrap().run(());
+    let status = run.status();
+    let run = tokio::spawn(run);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let live = status.to_mermaid();
+    for line in [
+        r#"t4["wait[0]<br/>completed"]:::completed"#,
+        r#"t5["wait[1]<br/>running"]:::running"#,
+        "t1 --> t4",
+        "t4 --> t2",
+    ] {
+        assert!(live.contains(line), "{line} not in\n{live}");
+    }
+    let report = run.await.unwrap();
+    let after = report.to_mermaid();
+    assert!(
+        after.contains(r#"t5["wait[1]<br/>completed"]:::completed"#),
+        "{after}"
+    );
+    assert!(after.contains("t5 --> t2"), "{after}");
+    let dir = out_dir("grown");
+    check_mermaid(&[
+        write(&dir, "live.mmd", &live),
+        write(&dir, "after.mmd", &after),
+        write(&dir, "gantt.mmd", &report.to_gantt()),
+    ]);
+    check_dot(&[
+        write(&dir, "live.dot", &status.to_dot()),
+        write(&dir, "after.dot", &report.to_dot()),
+    ]);
+}

@@ -199,3 +199,33 @@ fn runs_one_after_another_share_the_bar_and_each_starts_from_nothing() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_total_grows_with_the_tasks_a_run_adds_and_names_them_while_they_run() {
+    let mut g = GraphBuilder::<()>::new();
+    let items = g.named("list").add(|| async { vec![1_u64, 2, 3, 4] }, ());
+    let slow = g.named("wait").map(
+        |x: u64| async move {
+            tokio::time::sleep(Duration::from_secs(x)).await;
+            x
+        },
+        items,
+    );
+    g.named("sum")
+        .add(|v: Vec<u64>| async move { v.iter().sum::<u64>() }, slow);
+    let graph = g.build().unwrap();
+    let (progress, term) = terminal();
+    let run = tokio::spawn(graph.run_with((), RunOptions::new().progress(&progress)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    progress.bar().force_draw();
+    let line = term.term.contents();
+    // `list` and `wait[0]` are done; the map, its other three items and `sum` are not.
+    assert!(
+        line.contains("] 2/7 2 completed, 4 running: wait, wait[1], wait[2], .."),
+        "{line}"
+    );
+    run.await.unwrap();
+    assert_eq!(progress.position(), (7, 7));
+    let line = term.term.contents();
+    assert!(line.contains("] 7/7 7 completed"), "{line}");
+}
