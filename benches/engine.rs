@@ -4,6 +4,9 @@
 //! the same criterion run (`cargo bench --bench engine --features progress`). Shapes: a
 //! chain and a random DAG of about 3 edges per task, the extremes of `benches/peers`.
 //!
+//! `grown/*`: a run that adds 10,000 tasks as it goes (a map) against the static graph of the
+//! same shape (`cargo bench --bench engine -- grown`).
+//!
 //! Built with `--features tracing` and no subscriber, the `none` rows measure what compiling
 //! in the spans costs: two builds back to back, the second against the first's baseline:
 //!
@@ -118,5 +121,47 @@ fn observers(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, observers);
+/// A run that grows to 10,000 tasks (a map over a collection of 10,000 items, then a sum)
+/// against the static graph of the same shape (10,000 tasks built each taking the producer's
+/// shared value and picking their item, then the same sum over their handles).
+fn growth(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let items = || async { (0..TASKS as u64).collect::<Vec<u64>>() };
+    let mut group = c.benchmark_group("grown");
+
+    let mut g = GraphBuilder::<()>::new();
+    // Shared, so that each task's input is as cheap to take as a map item's.
+    let list = g.add(
+        move || async move { std::sync::Arc::new(items().await) },
+        (),
+    );
+    let each: Vec<Handle<u64>> = (0..TASKS)
+        .map(|i| {
+            g.add(
+                move |list: std::sync::Arc<Vec<u64>>| async move { list[i] * 2 },
+                list,
+            )
+        })
+        .collect();
+    let sum = g.add(|v: Vec<u64>| async move { v.iter().sum::<u64>() }, each);
+    let fixed = g.build().unwrap();
+    group.bench_function(BenchmarkId::new("static", TASKS), |b| {
+        b.iter(|| black_box(*rt.block_on(fixed.run(())).get(&sum).unwrap()));
+    });
+
+    let mut g = GraphBuilder::<()>::new();
+    let list = g.add(items, ());
+    let doubled = g.map(|x: u64| async move { x * 2 }, list);
+    let sum = g.add(|v: Vec<u64>| async move { v.iter().sum::<u64>() }, doubled);
+    let grown = g.build().unwrap();
+    group.bench_function(BenchmarkId::new("map", TASKS), |b| {
+        b.iter(|| black_box(*rt.block_on(grown.run(())).get(&sum).unwrap()));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, observers, growth);
 criterion_main!(benches);

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::graph::GraphInner;
+use crate::grow::Added;
 use crate::id::RunKey;
 
 /// The name of the task an [`Event`] is about, looked up in the graph only when read (an
@@ -35,9 +36,8 @@ pub struct TaskName<'a>(Name<'a>);
 #[derive(Clone)]
 enum Name<'a> {
     Node(&'a GraphInner, u32),
-    /// A task added while the run went on, and its name (behind a thin reference, so that a
-    /// name stays two words).
-    Added(&'a Arc<str>, u32),
+    /// A task added while the run went on.
+    Added(&'a Added, u32),
     Owned(Arc<str>),
 }
 
@@ -47,15 +47,15 @@ impl<'a> TaskName<'a> {
     }
 
     /// Task `node`, added while the run went on, called `name`.
-    pub(crate) fn added(name: &'a Arc<str>, node: u32) -> Self {
-        Self(Name::Added(name, node))
+    pub(crate) fn added(added: &'a Added, node: u32) -> Self {
+        Self(Name::Added(added, node))
     }
 
     /// The name.
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Name::Node(graph, node) => graph.name(*node),
-            Name::Added(name, _) => name,
+            Name::Added(added, node) => added.name(*node),
             Name::Owned(name) => name,
         }
     }

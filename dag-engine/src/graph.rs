@@ -402,7 +402,7 @@ fn write_derived(text: &mut String, base: Base, suffix: u32) {
 
 /// Appends `n` in decimal to `text` (what `write!` does, without its formatting machinery).
 #[inline]
-fn push_decimal(text: &mut String, mut n: u32) {
+pub(crate) fn push_decimal(text: &mut String, mut n: u32) {
     let mut digits = [0_u8; 10];
     let mut at = digits.len();
     loop {

@@ -167,18 +167,18 @@ impl Live {
         }
     }
 
-    /// Node `user` takes node `v`'s value too.
-    pub fn add_use(&mut self, v: u32, user: u32) {
+    /// Map `user` takes the values of its items, nodes `items`, too.
+    pub fn add_items(&mut self, user: u32, items: core::ops::Range<u32>) {
         let user = user as usize;
         if let Some(at) = user.checked_sub(self.graph.len()) {
             let deps = &mut self.added[at].1;
-            *deps = deps.iter().copied().chain([v]).collect();
+            *deps = deps.iter().copied().chain(items).collect();
         } else {
             let graph = &self.graph;
             self.more_deps
                 .entry(user)
                 .or_insert_with(|| graph.deps(crate::graph::index(user)).to_vec())
-                .push(v);
+                .extend(items);
         }
     }
 

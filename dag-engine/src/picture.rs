@@ -65,12 +65,12 @@ impl Diagram {
 
     /// A Mermaid flowchart of `report`'s run, tasks styled by status.
     pub fn mermaid_report(self, report: &Report) -> String {
-        mermaid(&*report.graph, Some(&report_marks(report)), self)
+        mermaid(&**report.graph(), Some(&report_marks(report)), self)
     }
 
     /// A Graphviz DOT digraph of `report`'s run, tasks styled by status.
     pub fn dot_report(self, report: &Report) -> String {
-        dot(&*report.graph, Some(&report_marks(report)), self)
+        dot(&**report.graph(), Some(&report_marks(report)), self)
     }
 
     /// A Mermaid flowchart of a run as it is now, tasks styled by state.
@@ -224,7 +224,7 @@ const STATES: [TaskState; 9] = [
 ];
 
 fn report_marks(report: &Report) -> Marks {
-    let graph = &*report.graph;
+    let graph = &**report.graph();
     let tasks = (0..graph.len())
         .map(|v| {
             let task = report.task_report(index(v));
@@ -550,7 +550,7 @@ fn gantt_text(text: &str) -> String {
 }
 
 fn gantt(report: &Report) -> String {
-    let graph = &*report.graph;
+    let graph = &**report.graph();
     let critical: Vec<&str> = report.critical_path();
     let mut out = String::new();
     out.push_str("gantt\n");

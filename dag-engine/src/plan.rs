@@ -230,9 +230,9 @@ impl<P: Send + Sync + 'static> Plan<'_, P> {
     pub fn run(self, param: P) -> Result<Run, PlanError> {
         let graph = &self.graph.inner;
         let report = self.report;
-        if let Some(report) = report.filter(|report| report.graph.id != graph.id) {
+        if let Some(report) = report.filter(|report| report.base.id != graph.id) {
             return Err(PlanError::ForeignReport {
-                report_graph: report.graph.id,
+                report_graph: report.base.id,
                 graph: graph.id,
             });
         }

@@ -4,13 +4,14 @@
 use core::any::{type_name, Any};
 use core::fmt;
 use core::time::Duration;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::time::Instant;
 
 use crate::error::{RunError, ValueError};
 use crate::executor::Value;
 use crate::graph::{index, GraphInner};
+use crate::grow::Added;
 use crate::id::{AttemptKey, Handle, RunKey, Status};
 use crate::state::{Origin, TaskRecord};
 
@@ -26,7 +27,12 @@ use crate::state::{Origin, TaskRecord};
 /// The report is made of the records the run's transitions wrote, one per task: the same
 /// changes its events announce.
 pub struct Report {
-    pub(crate) graph: Arc<GraphInner>,
+    /// The graph the run started from.
+    pub(crate) base: Arc<GraphInner>,
+    /// The tasks the run added, if any.
+    pub(crate) added: Option<Box<Added>>,
+    /// The graph of both, made when first needed (a report read by handles never needs it).
+    pub(crate) whole: OnceLock<Arc<GraphInner>>,
     pub(crate) key: RunKey,
     /// Node 0 is the parameter.
     pub(crate) values: Box<[Option<Value>]>,
@@ -36,6 +42,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// The run's graph: the one it started from, with the tasks it added.
+    pub(crate) fn graph(&self) -> &Arc<GraphInner> {
+        match &self.added {
+            None => &self.base,
+            Some(added) => self
+                .whole
+                .get_or_init(|| Arc::new(self.base.extended(added))),
+        }
+    }
+
     /// The key of this run.
     pub fn run_key(&self) -> &RunKey {
         &self.key
@@ -48,7 +64,7 @@ impl Report {
     /// If the handle comes from another graph's builder, or the task has no value (it
     /// failed, was skipped, ...).
     pub fn get<T: Any>(&self, handle: &Handle<T>) -> Result<&T, ValueError> {
-        let v = self.graph.check_handle(handle)?;
+        let v = self.base.check_handle(handle)?;
         self.typed(v)
     }
 
@@ -80,7 +96,7 @@ impl Report {
     ///
     /// If the handle comes from another graph's builder, or is the parameter's.
     pub fn task_of<T>(&self, handle: &Handle<T>) -> Result<TaskReport<'_>, ValueError> {
-        match self.graph.check_handle(handle)? {
+        match self.base.check_handle(handle)? {
             0 => Err(ValueError::UnknownTask {
                 name: "param".to_owned(),
             }),
@@ -90,7 +106,7 @@ impl Report {
 
     /// Every task's report, in the order the tasks were added.
     pub fn tasks(&self) -> impl ExactSizeIterator<Item = TaskReport<'_>> + '_ {
-        (1..self.graph.len()).map(move |v| TaskReport {
+        (1..self.graph().len()).map(move |v| TaskReport {
             report: self,
             node: index(v),
         })
@@ -121,7 +137,7 @@ impl Report {
             .filter_map(|(i, task)| {
                 let error = task.error.as_ref()?;
                 (task.status() == Status::Failed)
-                    .then(|| (Arc::from(self.graph.name(index(i + 1))), error.clone()))
+                    .then(|| (Arc::from(self.graph().name(index(i + 1))), error.clone()))
             })
             .collect();
         if failures.is_empty() {
@@ -171,7 +187,7 @@ impl Report {
         let mut used_by_a_last = vec![false; self.records.len()];
         for v in 1..self.records.len() {
             if end(v) == Some(last_end) {
-                for &d in self.graph.deps(index(v)) {
+                for &d in self.graph().deps(index(v)) {
                     used_by_a_last[d as usize] = true;
                 }
             }
@@ -180,9 +196,9 @@ impl Report {
             (1..self.records.len()).find(|&v| end(v) == Some(last_end) && !used_by_a_last[v]);
         let mut path = Vec::new();
         while let Some(v) = at {
-            path.push(self.graph.name(index(v)));
+            path.push(self.graph().name(index(v)));
             at = self
-                .graph
+                .graph()
                 .deps(index(v))
                 .iter()
                 .map(|&d| d as usize)
@@ -210,7 +226,7 @@ impl Report {
     }
 
     fn node(&self, name: &str) -> Result<u32, ValueError> {
-        self.graph
+        self.graph()
             .lookup(name)
             .ok_or_else(|| ValueError::UnknownTask {
                 name: name.to_owned(),
@@ -221,15 +237,15 @@ impl Report {
         let value = self.values[v as usize]
             .as_ref()
             .ok_or_else(|| ValueError::NoValue {
-                task: self.graph.name(v).to_owned(),
+                task: self.graph().name(v).to_owned(),
                 status: self.records[v as usize].status(),
             })?;
         value
             .downcast_ref::<T>()
             .ok_or_else(|| ValueError::TypeMismatch {
-                task: self.graph.name(v).to_owned(),
+                task: self.graph().name(v).to_owned(),
                 requested: type_name::<T>(),
-                actual: self.graph.nodes[v as usize].output.name,
+                actual: self.graph().nodes[v as usize].output.name,
             })
     }
 }
@@ -343,13 +359,13 @@ impl<'a> TaskReport<'a> {
 
     /// The task's name.
     pub fn name(&self) -> &'a str {
-        self.report.graph.name(self.node)
+        self.report.graph().name(self.node)
     }
 
     /// The task that added this one to the graph while the run went on (a map, for its
     /// items); `None` for the graph's own tasks.
     pub fn added_by(&self) -> Option<&'a str> {
-        let graph = &*self.report.graph;
+        let graph = &**self.report.graph();
         match graph.added_by.get(self.node as usize) {
             Some(&by) if by != 0 => Some(graph.name(by)),
             _ => None,
@@ -358,7 +374,7 @@ impl<'a> TaskReport<'a> {
 
     /// The tasks whose values this one took, in order (repeats kept).
     pub fn dependencies(&self) -> Vec<&'a str> {
-        let graph = &*self.report.graph;
+        let graph = &**self.report.graph();
         graph
             .deps(self.node)
             .iter()
@@ -394,7 +410,7 @@ impl<'a> TaskReport<'a> {
     /// For a skipped task, the failed task it depends on (directly or not).
     pub fn skipped_because(&self) -> Option<&'a str> {
         let v = self.state().skipped_because?;
-        Some(self.report.graph.name(v))
+        Some(self.report.graph().name(v))
     }
 
     /// When the task started (its first attempt), if it ran in this run.
@@ -415,13 +431,13 @@ impl<'a> TaskReport<'a> {
     /// The keys of the task's attempts in this run, in order.
     pub fn attempt_keys(&self) -> impl ExactSizeIterator<Item = AttemptKey> + 'a {
         let run = &self.report.key;
-        let task: Arc<str> = Arc::from(self.report.graph.name(self.node));
+        let task: Arc<str> = Arc::from(self.report.graph().name(self.node));
         (0..self.attempts()).map(move |i| AttemptKey::new(run.clone(), task.clone(), i + 1))
     }
 
     /// The name of the executor the task runs on ([`Executor::name`](crate::Executor::name)).
     pub fn executor(&self) -> &'a str {
-        self.report.graph.executor_name(self.node)
+        self.report.graph().executor_name(self.node)
     }
 
     /// Whether the task was called in this run (its value was not reused or marked done).

@@ -29,7 +29,7 @@ use tokio::time::{sleep, sleep_until, Instant, Sleep};
 use crate::error::{Cancelled, Panicked, TimedOut};
 use crate::event::Events;
 use crate::executor::{Inline, Outcome, Running, Value, INLINE};
-use crate::graph::{index, Call, Graph, GraphInner, Node, Spread, Work};
+use crate::graph::{index, push_decimal, Call, Graph, GraphInner, Node, Spread, Work};
 use crate::id::{Attempt, RunKey};
 use crate::live::RunStatus;
 use crate::options::{CancelHandle, Deadline, RunOptions};
@@ -253,8 +253,8 @@ struct Scheduler {
     now: Instant,
     /// Scratch space for walks over descendants.
     stack: Vec<u32>,
-    /// The maps that spread and wait for their items: how, and their first item.
-    maps: HashMap<u32, (Arc<dyn Spread>, u32)>,
+    /// The maps that spread and wait for their items, and how they make their values.
+    maps: HashMap<u32, Arc<dyn Spread>>,
 }
 
 impl Scheduler {
@@ -631,24 +631,15 @@ impl Scheduler {
     /// completed: out of line, so that a run that adds nothing does not carry it.
     #[inline(never)]
     fn completed_added(&mut self, v: u32, now: Instant) {
-        let mut users = core::mem::take(&mut self.stack);
-        users.extend_from_slice(self.state.added.users(v));
-        for &s in &users {
-            let missing = &mut self.missing[s as usize];
-            if *missing != NOT_WAITING {
-                *missing -= 1;
-                if *missing == 0 {
-                    if self.maps.contains_key(&s) {
-                        self.gather(s, now);
-                    } else {
-                        make_ready(&mut self.state, &mut self.ready, &self.info.graph, s, now);
-                    }
-                }
+        let Some(map) = self.state.added.feeds(v) else {
+            return;
+        };
+        let missing = &mut self.missing[map as usize];
+        if *missing != NOT_WAITING {
+            *missing -= 1;
+            if *missing == 0 {
+                self.gather(map, now);
             }
-        }
-        users.clear();
-        if self.stack.capacity() < users.capacity() {
-            self.stack = users;
         }
     }
 
@@ -682,20 +673,34 @@ impl Scheduler {
             options: node.options,
             output: spread.item_output(),
         };
-        let name = self.state.name(v).to_owned();
+        let names_from = self.state.added.text_len();
+        let map_name = self.state.name(v).to_owned();
+        let item = self.state.added.template(item);
+        // `name[i]`: the map's name, brackets and up to 10 digits.
+        self.state.reserve(width, width * (map_name.len() + 12));
         self.missing.reserve(width);
         for i in 0..width {
-            let item_name: Arc<str> = format!("{name}[{i}]").into();
-            self.info.add_name(&item_name);
-            let s = self
-                .state
-                .add(item.clone(), item_name, Box::new([source]), v, now);
-            self.state.add_use(s, v);
+            let s = self.state.add(
+                item,
+                |text| {
+                    text.push_str(&map_name);
+                    text.push('[');
+                    push_decimal(text, index(i));
+                    text.push(']');
+                },
+                &[source],
+                v,
+                v,
+                now,
+            );
             self.missing.push(0);
             make_ready(&mut self.state, &mut self.ready, &self.info.graph, s, now);
         }
+        let (text, spans) = self.state.added.names_since(names_from, first);
+        self.info.add_names(text, spans);
         self.missing[v as usize] = index(width);
-        self.maps.insert(v, (spread.clone(), first));
+        self.state.spread(v, first, index(width));
+        self.maps.insert(v, spread.clone());
         if width == 0 {
             self.gather(v, now);
         }
@@ -703,10 +708,9 @@ impl Scheduler {
 
     /// Map task `v`'s items all completed: it completes with their values.
     fn gather(&mut self, v: u32, now: Instant) {
-        let (spread, first) = self.maps.remove(&v).expect("a map that spread");
-        let last = first + index(self.state.added.extra_deps(v).len());
+        let spread = self.maps.remove(&v).expect("a map that spread");
         let values = &self.state.values;
-        let mut items = (first..last).map(|s| {
+        let mut items = self.state.added.items(v).map(|s| {
             values[s as usize]
                 .as_ref()
                 .expect("a map gathers once its items completed")
@@ -746,7 +750,7 @@ impl Scheduler {
             if !state.added.has(v) {
                 stack.extend_from_slice(graph.successors(v));
             }
-            stack.extend_from_slice(state.added.users(v));
+            stack.extend(state.added.feeds(v));
         };
         users(state, v, stack);
         while let Some(s) = stack.pop() {
@@ -788,13 +792,11 @@ impl Scheduler {
         let finished = Instant::now();
         self.state.finish(finished);
         let state = &mut self.state;
-        let graph = if state.added.is_empty() {
-            self.info.graph.clone()
-        } else {
-            Arc::new(self.info.graph.extended(&state.added))
-        };
+        let added = core::mem::take(&mut state.added);
         Report {
-            graph,
+            base: self.info.graph.clone(),
+            added: (!added.is_empty()).then(|| Box::new(added)),
+            whole: std::sync::OnceLock::new(),
             key: state.key.clone(),
             values: core::mem::take(&mut state.values).into_boxed_slice(),
             records: core::mem::take(&mut state.records).into_boxed_slice(),

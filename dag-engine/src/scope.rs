@@ -9,7 +9,7 @@ use core::cell::{Cell, RefCell};
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::executor::{BoxBlocking, BoxFuture, Job, Outcome};
 use crate::graph::GraphInner;
@@ -19,8 +19,9 @@ use crate::id::{AttemptKey, RunKey};
 pub(crate) struct RunInfo {
     pub key: RunKey,
     pub graph: Arc<GraphInner>,
-    /// The names of the tasks the run added, from node `graph.len()` on.
-    pub added: std::sync::Mutex<Vec<Arc<str>>>,
+    /// The names of the tasks the run added, from node `graph.len()` on, as the run's own
+    /// [`Added`](crate::grow::Added) has them: their text, and each one's span of it.
+    added: Mutex<(String, Vec<(u32, u32)>)>,
 }
 
 impl RunInfo {
@@ -28,27 +29,26 @@ impl RunInfo {
         Self {
             key,
             graph,
-            added: std::sync::Mutex::default(),
+            added: Mutex::default(),
         }
     }
 
-    /// The run added a task called `name`.
-    pub fn add_name(&self, name: &Arc<str>) {
-        self.added
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(name.clone());
+    /// The run added tasks named `text`, task by task `spans` of the whole text so far.
+    pub fn add_names(&self, text: &str, spans: &[(u32, u32)]) {
+        let mut added = self.added.lock().unwrap_or_else(PoisonError::into_inner);
+        added.0.push_str(text);
+        added.1.extend_from_slice(spans);
     }
 
     /// The name of node `v`.
     fn name(&self, v: u32) -> Arc<str> {
         match (v as usize).checked_sub(self.graph.len()) {
             None => Arc::from(self.graph.name(v)),
-            Some(at) => self
-                .added
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)[at]
-                .clone(),
+            Some(at) => {
+                let added = self.added.lock().unwrap_or_else(PoisonError::into_inner);
+                let (start, end) = added.1[at];
+                Arc::from(&added.0[start as usize..end as usize])
+            }
         }
     }
 }

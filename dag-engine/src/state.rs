@@ -164,13 +164,12 @@ impl RunState {
             }
             let added = &self.added;
             for v in added.base..crate::graph::index(self.records.len()) {
-                shared
-                    .added
-                    .push((added.name(v).clone(), added.deps(v).into()));
+                shared.add(added.name(v).into(), added.deps(v).into());
             }
-            for user in 1..crate::graph::index(self.records.len()) {
-                for &v in added.extra_deps(user) {
-                    shared.add_use(v, user);
+            for v in 1..crate::graph::index(self.records.len()) {
+                let items = added.items(v);
+                if !items.is_empty() {
+                    shared.add_items(v, items);
                 }
             }
         }
@@ -379,7 +378,7 @@ impl RunState {
     #[inline]
     fn task_name(&self, v: u32) -> TaskName<'_> {
         if self.added.has(v) {
-            TaskName::added(self.added.name(v), v)
+            TaskName::added(&self.added, v)
         } else {
             TaskName::new(&self.graph, v)
         }
@@ -424,28 +423,21 @@ impl RunState {
         }
     }
 
-    /// Task `user` takes task `v`'s value too (a map, its items').
-    pub fn add_use(&mut self, v: u32, user: u32) {
-        if let Some(live) = &self.live {
-            live.lock().add_use(v, user);
-        }
-        self.added.add_use(v, user);
-    }
-
-    /// Adds task `node` called `name`, with inputs `deps`, to the run, on behalf of task `by`;
-    /// tells the consumers. Its node.
+    /// Adds a task with node `template` (see [`Added::template`]) named by `name`, with inputs `deps`, to the run, on behalf of task
+    /// `by`, an item of map `feeds` (or 0); tells the consumers. Its node.
     pub fn add(
         &mut self,
-        node: Node,
-        name: Arc<str>,
-        deps: Box<[u32]>,
+        template: u32,
+        name: impl FnOnce(&mut String),
+        deps: &[u32],
         by: u32,
+        feeds: u32,
         now: Instant,
     ) -> u32 {
+        let v = self.added.push(template, name, deps, by, feeds);
         if let Some(live) = &self.live {
-            live.lock().add(name.clone(), deps.clone());
+            live.lock().add(self.added.name(v).into(), deps.into());
         }
-        let v = self.added.push(node, name, deps, by);
         self.values.push(None);
         self.records.push(TaskRecord::NEW);
         if !self.observers.is_empty() {
@@ -459,6 +451,21 @@ impl RunState {
             self.announce(&event);
         }
         v
+    }
+
+    /// Map `v` spread over `count` items from node `first` on: it takes their values too.
+    pub fn spread(&mut self, v: u32, first: u32, count: u32) {
+        self.added.spread(v, first, count);
+        if let Some(live) = &self.live {
+            live.lock().add_items(v, first..first + count);
+        }
+    }
+
+    /// Makes room for `tasks` more tasks.
+    pub fn reserve(&mut self, tasks: usize, name_bytes: usize) {
+        self.added.reserve(tasks, name_bytes);
+        self.values.reserve(tasks);
+        self.records.reserve(tasks);
     }
 
     #[allow(

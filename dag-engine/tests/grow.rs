@@ -176,3 +176,20 @@ async fn a_map_that_would_pass_the_runs_limit_of_tasks_fails_saying_so() {
     // Nothing was added.
     assert_eq!(report.tasks().len(), 3);
 }
+
+#[test]
+fn a_hundred_thousand_added_tasks_run() {
+    // Adding tasks costs the same for the last as for the first: were it to grow with the
+    // tasks added so far, this run would take minutes rather than a moment.
+    let mut g = GraphBuilder::<()>::new();
+    let items = g.add(|| async { (0..100_000_u64).collect::<Vec<_>>() }, ());
+    let incremented = g.named("inc").map(|x: u64| async move { x + 1 }, items);
+    let sum = g.add(
+        |v: Vec<u64>| async move { v.iter().sum::<u64>() },
+        incremented,
+    );
+    let report = futures::executor::block_on(g.build().unwrap().run(()));
+    assert_eq!(*report.get(&sum).unwrap(), (1..=100_000_u64).sum::<u64>());
+    assert_eq!(report.tasks().len(), 100_003);
+    assert_eq!(report.task("inc[99999]").unwrap().added_by(), Some("inc"));
+}
