@@ -444,6 +444,8 @@ pub(crate) struct GraphInner {
     /// In the graph of a run's report, the task that added each task while the run went on
     /// (0 for the graph's own); empty for a graph that was built.
     pub added_by: Box<[u32]>,
+    /// Whether a task's name ends with `]` (see [`has_bracketed_name`](Self::has_bracketed_name)).
+    bracketed: OnceLock<bool>,
 }
 
 impl GraphInner {
@@ -497,6 +499,7 @@ impl GraphInner {
             initial_missing: initial_missing.into_boxed_slice(),
             index: OnceLock::new(),
             added_by: Box::new([]),
+            bracketed: OnceLock::new(),
         }
     }
 
@@ -514,6 +517,7 @@ impl GraphInner {
             initial_missing: self.initial_missing.clone(),
             index: self.index.clone(),
             added_by: self.added_by.clone(),
+            bracketed: self.bracketed.clone(),
         }
     }
 
@@ -559,6 +563,14 @@ impl GraphInner {
     /// The names of the nodes.
     pub fn names(&self) -> &NameTable {
         &self.names
+    }
+
+    /// Whether a task's name ends with `]`, as a map item's does: only then can an item's
+    /// name be a task's of the graph too.
+    pub fn has_bracketed_name(&self) -> bool {
+        *self
+            .bracketed
+            .get_or_init(|| (1..self.len()).any(|v| self.name(index(v)).ends_with(']')))
     }
 
     /// Checks that `handle` comes from this graph's builder.

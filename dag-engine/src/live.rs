@@ -104,8 +104,16 @@ impl RunStatus {
         let mut why = None;
         let (task, state, attempt) = match &event.kind {
             EventKind::RunStarted { .. } => return live.start(event.at),
-            // The run tells the status of added tasks itself, with their inputs.
-            EventKind::Added { .. } => return,
+            // The run tells the status of added tasks itself, with their inputs; the map that
+            // added them now waits for them.
+            EventKind::Added { by, .. } => {
+                if let Some(v) = by.node() {
+                    if live.states[v as usize] == TaskState::Ready {
+                        live.states[v as usize] = TaskState::Waiting;
+                    }
+                }
+                return;
+            }
             EventKind::RunFinished { .. } => return live.finish(event.at),
             EventKind::Ready { task } => (task, TaskState::Ready, None),
             EventKind::Started { task, attempt, .. } => (task, TaskState::Running, Some(*attempt)),

@@ -486,15 +486,15 @@ impl Scheduler {
     /// in its first poll never enters `in_flight` (no allocation, no second poll), and its
     /// users are ready in this same poll of the run.
     fn attempt(&mut self, v: u32, attempt: u32, cx: &mut Context<'_>) {
+        if let Some(Work::Spread(spread)) = &self.state.node(v).work {
+            let spread = spread.clone();
+            return self.spread(v, &spread);
+        }
         self.state
             .transition(v, Transition::Started { attempt }, self.now);
         let graph = &*self.info.graph;
         let node = self.state.node(v);
         let work = node.work.as_ref().expect("tasks have a function");
-        if let Work::Spread(spread) = work {
-            let spread = spread.clone();
-            return self.spread(v, &spread);
-        }
         if let Some(error) = &self.no_deadline {
             let error = anyhow::Error::msg(error.clone());
             return self.fail(v, error, self.now);
@@ -644,7 +644,10 @@ impl Scheduler {
     }
 
     /// Map task `v` spreads over its collection: one task per item, ready at once (the
-    /// collection is there), and `v` waits for them without room on its executor.
+    /// collection is there), and `v` waits for them without room on its executor. It starts
+    /// only when they are all done, and completes at once with their values; if one of them
+    /// fails, it is skipped like any other user of a failed task. A collection it cannot
+    /// spread over fails it.
     fn spread(&mut self, v: u32, spread: &Arc<dyn Spread>) {
         let now = self.now;
         self.end(v);
@@ -654,7 +657,7 @@ impl Scheduler {
             .expect("a map starts once its collection is there");
         let width = match spread.width(&value) {
             Ok(width) => width,
-            Err(error) => return self.fail_here(v, error, now),
+            Err(error) => return self.spread_failed(v, error, now),
         };
         let tasks = self.state.records.len() - 1;
         if width > self.max_tasks.saturating_sub(tasks) {
@@ -663,7 +666,7 @@ impl Scheduler {
                  (RunOptions::max_tasks)",
                 self.max_tasks
             );
-            return self.fail_here(v, error, now);
+            return self.spread_failed(v, error, now);
         }
         let first = index(self.state.records.len());
         let node = self.state.node(v);
@@ -675,6 +678,9 @@ impl Scheduler {
         };
         let names_from = self.state.added.text_len();
         let map_name = self.state.name(v).to_owned();
+        if let Some(error) = self.clash(&map_name, width) {
+            return self.spread_failed(v, error, now);
+        }
         let item = self.state.added.template(item);
         // `name[i]`: the map's name, brackets and up to 10 digits.
         self.state.reserve(width, width * (map_name.len() + 12));
@@ -706,9 +712,42 @@ impl Scheduler {
         }
     }
 
-    /// Map task `v`'s items all completed: it completes with their values.
+    /// Map task `v` cannot spread: it fails (its one attempt starting and failing at once).
+    fn spread_failed(&mut self, v: u32, error: anyhow::Error, now: Instant) {
+        self.state
+            .transition(v, Transition::Started { attempt: 1 }, now);
+        self.fail_here(v, error, now);
+    }
+
+    /// Why the items of a map called `map` cannot have their names, if a task of the graph
+    /// already has one of them (the graph's names are checked when it is built; items' only
+    /// here, and only in a graph with a name that could be an item's).
+    fn clash(&self, map: &str, width: usize) -> Option<anyhow::Error> {
+        let graph = &*self.info.graph;
+        if !graph.has_bracketed_name() {
+            return None;
+        }
+        let mut name = String::new();
+        (0..width).find_map(|i| {
+            name.clear();
+            name.push_str(map);
+            name.push('[');
+            push_decimal(&mut name, index(i));
+            name.push(']');
+            graph.lookup(&name).map(|_| {
+                anyhow::anyhow!(
+                    "its item {i} would be called `{name}`, the name of a task of the graph: \
+                     rename one of them"
+                )
+            })
+        })
+    }
+
+    /// Map task `v`'s items all completed: it starts, and completes with their values.
     fn gather(&mut self, v: u32, now: Instant) {
         let spread = self.maps.remove(&v).expect("a map that spread");
+        self.state
+            .transition(v, Transition::Started { attempt: 1 }, now);
         let values = &self.state.values;
         let mut items = self.state.added.items(v).map(|s| {
             values[s as usize]

@@ -163,8 +163,12 @@ impl RunState {
                 shared.start(started);
             }
             let added = &self.added;
+            // The states so far cover the added tasks too: only their names and inputs are
+            // missing.
             for v in added.base..crate::graph::index(self.records.len()) {
-                shared.add(added.name(v).into(), added.deps(v).into());
+                shared
+                    .added
+                    .push((added.name(v).into(), added.deps(v).into()));
             }
             for v in 1..crate::graph::index(self.records.len()) {
                 let items = added.items(v);

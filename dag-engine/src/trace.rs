@@ -39,8 +39,10 @@ impl Trace {
 
     /// `job` of node `v`, inside the span of its attempt.
     pub fn instrument(&self, v: u32, job: Job) -> Job {
-        let span = self.attempts()[v as usize]
-            .as_ref()
+        let span = self
+            .attempts()
+            .get(v as usize)
+            .and_then(Option::as_ref)
             .map_or_else(Span::none, |(span, _)| span.clone());
         // The subscriber goes along too: an attempt on another thread (spawned, on the
         // blocking pool) reports its events to the subscriber of the run, also when that one
@@ -79,7 +81,13 @@ impl Trace {
                     duration_ms = Empty,
                 );
                 if let Some(v) = task.node() {
-                    self.attempts()[v as usize] = Some((span, event.at));
+                    let mut attempts = self.attempts();
+                    // A task the run added has a node beyond those of the graph it started
+                    // from.
+                    if attempts.len() <= v as usize {
+                        attempts.resize(v as usize + 1, None);
+                    }
+                    attempts[v as usize] = Some((span, event.at));
                 }
                 return;
             }
@@ -89,7 +97,9 @@ impl Trace {
             EventKind::Cancelled { task, .. } => (task, "cancelled"),
             _ => return,
         };
-        let ended = task.node().and_then(|v| self.attempts()[v as usize].take());
+        let ended = task
+            .node()
+            .and_then(|v| self.attempts().get_mut(v as usize)?.take());
         if let Some((span, started)) = ended {
             span.record("status", status);
             let millis = (event.at - started).as_secs_f64() * 1000.0;

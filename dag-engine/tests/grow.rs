@@ -193,3 +193,58 @@ fn a_hundred_thousand_added_tasks_run() {
     assert_eq!(report.tasks().len(), 100_003);
     assert_eq!(report.task("inc[99999]").unwrap().added_by(), Some("inc"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_live_status_taken_after_a_map_spread_sees_its_items() {
+    let mut g = GraphBuilder::<()>::new();
+    let items = g.named("list").add(|| async { vec![1_u64, 2] }, ());
+    g.named("wait").map(
+        |x: u64| async move {
+            sleep(Duration::from_secs(x)).await;
+            x
+        },
+        items,
+    );
+    let mut run = g.build().unwrap().run(());
+    // The first poll runs `list` and spreads the map; only then is the status asked for.
+    assert!(futures::poll!(&mut run).is_pending());
+    let status = run.status();
+    let snapshot = status.snapshot();
+    let seen: Vec<(&str, String)> = snapshot
+        .tasks
+        .iter()
+        .map(|task| (task.name.as_str(), task.state.to_string()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("list", "completed".to_owned()),
+            // Waiting for its items.
+            ("wait", "waiting".to_owned()),
+            ("wait[0]", "running".to_owned()),
+            ("wait[1]", "running".to_owned()),
+        ]
+    );
+    assert!(status.to_mermaid().contains("t3 --> t2"));
+    let report = run.await;
+    assert!(report.is_complete());
+    assert_eq!(status.snapshot().done(Status::Completed), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_item_named_like_a_task_of_the_graph_fails_the_map_saying_so() {
+    let mut g = GraphBuilder::<()>::new();
+    let items = g.named("list").add(|| async { vec![1_u64, 2] }, ());
+    g.named("m[1]").add(|| async { 0_u64 }, ());
+    g.named("m").map(|x: u64| async move { x }, items);
+    let report = g.build().unwrap().run(()).await;
+    let map = report.task("m").unwrap();
+    assert_eq!(map.status(), Status::Failed);
+    assert_eq!(
+        map.error().unwrap().to_string(),
+        "its item 1 would be called `m[1]`, the name of a task of the graph: rename one of them"
+    );
+    // The graph's own task is untouched, and nothing was added.
+    assert_eq!(report.value::<u64>("m[1]").unwrap(), &0);
+    assert_eq!(report.tasks().len(), 3);
+}

@@ -219,13 +219,40 @@ async fn the_total_grows_with_the_tasks_a_run_adds_and_names_them_while_they_run
     tokio::time::sleep(Duration::from_millis(1500)).await;
     progress.bar().force_draw();
     let line = term.term.contents();
-    // `list` and `wait[0]` are done; the map, its other three items and `sum` are not.
+    // `list` and `wait[0]` are done, three items run; the map waits for them, `sum` for it.
     assert!(
-        line.contains("] 2/7 2 completed, 4 running: wait, wait[1], wait[2], .."),
+        line.contains("] 2/7 2 completed, 3 running: wait[1], wait[2], wait[3]"),
         "{line}"
     );
     run.await.unwrap();
     assert_eq!(progress.position(), (7, 7));
     let line = term.term.contents();
     assert!(line.contains("] 7/7 7 completed"), "{line}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_map_skipped_after_a_failed_item_is_not_left_running() {
+    let mut g = GraphBuilder::<()>::new();
+    let items = g.add(|| async { vec![1_u32, 2] }, ());
+    let checked = g.named("check").try_map(
+        |x: u32| async move {
+            anyhow::ensure!(x != 2, "bad");
+            Ok(x)
+        },
+        items,
+    );
+    g.add(|v: Vec<u32>| async move { v.len() }, checked);
+    let (progress, term) = terminal();
+    let report = g
+        .build()
+        .unwrap()
+        .run_with((), RunOptions::new().progress(&progress))
+        .await;
+    assert!(!report.is_complete());
+    let line = term.term.contents();
+    assert!(
+        line.contains("] 5/5 2 completed, 1 failed, 2 skipped or not run"),
+        "{line}"
+    );
+    assert!(!line.contains("running"), "{line}");
 }

@@ -210,4 +210,32 @@ fn runs_and_attempts_are_spans_with_the_tasks_events_inside() {
     // A skipped task never ran: no attempt of it.
     assert!(of("after_broken").is_empty());
     assert_eq!(attempts.len(), 6);
+    drop(spans);
+
+    // A run that adds tasks as it goes: each item has its span, with its events inside.
+    let mut g = dagjoin::runtime::GraphBuilder::<()>::new();
+    let items = g.named("list").add(|| async { vec![1_u32, 2, 3] }, ());
+    let doubled = g.named("double").map(
+        |x: u32| async move {
+            tracing::info!("doubling");
+            x * 2
+        },
+        items,
+    );
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let report = tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(g.build().unwrap().run(()))
+    });
+    assert_eq!(report.get(&doubled).unwrap(), &vec![2, 4, 6]);
+    let spans = capture.0.lock().unwrap();
+    for item in ["double[0]", "double[1]", "double[2]"] {
+        let item: Vec<&SpanData> = spans
+            .values()
+            .filter(|span| span.name == "attempt" && span.fields["task"] == item)
+            .collect();
+        assert_eq!(item.len(), 1, "{item:?}");
+        assert_eq!(item[0].fields["status"], "completed");
+        assert_eq!(item[0].events, ["doubling"]);
+        assert!(item[0].closed);
+    }
 }
