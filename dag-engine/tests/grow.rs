@@ -248,3 +248,48 @@ async fn an_item_named_like_a_task_of_the_graph_fails_the_map_saying_so() {
     assert_eq!(report.value::<u64>("m[1]").unwrap(), &0);
     assert_eq!(report.tasks().len(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn again_after_a_failed_item_spreads_the_map_anew_and_keeps_the_rest() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let broken = Arc::new(AtomicBool::new(true));
+    let lists = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut g = GraphBuilder::<()>::new();
+    let counted = lists.clone();
+    let items = g.named("list").add(
+        move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { vec![1_u32, 2, 3] }
+        },
+        (),
+    );
+    let flag = broken.clone();
+    let checked = g.named("check").try_map(
+        move |x: u32| {
+            let broken = flag.load(Ordering::SeqCst);
+            async move {
+                anyhow::ensure!(!(broken && x == 2), "item {x} is bad");
+                Ok(x * 10)
+            }
+        },
+        items,
+    );
+    let sum = g
+        .named("sum")
+        .add(|v: Vec<u32>| async move { v.iter().sum::<u32>() }, checked);
+    let graph = g.build().unwrap();
+    let first = graph.run(()).await;
+    assert_eq!(first.task("check").unwrap().status(), Status::Skipped);
+
+    broken.store(false, Ordering::SeqCst);
+    let second = graph.again(&first).run(()).unwrap().await;
+    assert!(second.is_complete(), "{second:#}");
+    assert_eq!(second.get(&sum).unwrap(), &60);
+    // The list is reused; the map spreads again, all its items anew.
+    assert_eq!(lists.load(Ordering::SeqCst), 1);
+    assert!(second.task("list").unwrap().reused());
+    assert_eq!(second.task("check[1]").unwrap().status(), Status::Completed);
+    assert_eq!(second.tasks().len(), 6);
+}
