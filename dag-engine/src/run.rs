@@ -19,7 +19,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -253,8 +253,6 @@ struct Scheduler {
     now: Instant,
     /// Scratch space for walks over descendants.
     stack: Vec<u32>,
-    /// The maps that spread and wait for their items, and how they make their values.
-    maps: HashMap<u32, Arc<dyn Spread>>,
 }
 
 impl Scheduler {
@@ -330,7 +328,6 @@ impl Scheduler {
             in_flight: FuturesUnordered::new(),
             now: Instant::now(),
             stack: Vec::new(),
-            maps: HashMap::new(),
         }
     }
 
@@ -394,13 +391,7 @@ impl Scheduler {
     /// Task `v` has all its inputs.
     #[inline]
     fn ready(&mut self, v: u32) {
-        make_ready(
-            &mut self.state,
-            &mut self.ready,
-            &self.info.graph,
-            v,
-            self.now,
-        );
+        make_ready(&mut self.state, &mut self.ready, v, self.now);
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Report> {
@@ -617,7 +608,7 @@ impl Scheduler {
                 if *missing != NOT_WAITING {
                     *missing -= 1;
                     if *missing == 0 {
-                        make_ready(state, ready, graph, s, now);
+                        make_ready(state, ready, s, now);
                     }
                 }
             }
@@ -688,25 +679,19 @@ impl Scheduler {
         for i in 0..width {
             let s = self.state.add(
                 item,
-                |text| {
-                    text.push_str(&map_name);
-                    text.push('[');
-                    push_decimal(text, index(i));
-                    text.push(']');
-                },
+                |text| item_name(text, &map_name, i),
                 &[source],
                 v,
                 v,
                 now,
             );
             self.missing.push(0);
-            make_ready(&mut self.state, &mut self.ready, &self.info.graph, s, now);
+            make_ready(&mut self.state, &mut self.ready, s, now);
         }
         let (text, spans) = self.state.added.names_since(names_from, first);
         self.info.add_names(text, spans);
         self.missing[v as usize] = index(width);
         self.state.spread(v, first, index(width));
-        self.maps.insert(v, spread.clone());
         if width == 0 {
             self.gather(v, now);
         }
@@ -730,10 +715,7 @@ impl Scheduler {
         let mut name = String::new();
         (0..width).find_map(|i| {
             name.clear();
-            name.push_str(map);
-            name.push('[');
-            push_decimal(&mut name, index(i));
-            name.push(']');
+            item_name(&mut name, map, i);
             graph.lookup(&name).map(|_| {
                 anyhow::anyhow!(
                     "its item {i} would be called `{name}`, the name of a task of the graph: \
@@ -745,7 +727,9 @@ impl Scheduler {
 
     /// Map task `v`'s items all completed: it starts, and completes with their values.
     fn gather(&mut self, v: u32, now: Instant) {
-        let spread = self.maps.remove(&v).expect("a map that spread");
+        let Some(Work::Spread(spread)) = self.state.node(v).work.clone() else {
+            unreachable!("only maps gather")
+        };
         self.state
             .transition(v, Transition::Started { attempt: 1 }, now);
         let values = &self.state.values;
@@ -856,22 +840,21 @@ impl Drop for Scheduler {
 }
 
 /// Task `v` has all its inputs: it joins the ready queue of its executor. A free function, so
-/// that a completion's walk over its users can call it while it borrows the graph.
+/// that a completion's walk over its users can call it while it borrows the graph and the
+/// counts of missing inputs.
 #[inline]
-fn make_ready(
-    state: &mut RunState,
-    ready: &mut [VecDeque<u32>],
-    graph: &GraphInner,
-    v: u32,
-    now: Instant,
-) {
-    let placement = if state.added.has(v) {
-        state.added.node(v).executor
-    } else {
-        graph.placement(v)
-    };
+fn make_ready(state: &mut RunState, ready: &mut [VecDeque<u32>], v: u32, now: Instant) {
+    let placement = state.placement(v);
     state.transition(v, Transition::Ready, now);
     ready[usize::from(placement)].push_back(v);
+}
+
+/// Writes the name of item `i` of the map called `map`: `map[i]`.
+fn item_name(text: &mut String, map: &str, i: usize) {
+    text.push_str(map);
+    text.push('[');
+    push_decimal(text, index(i));
+    text.push(']');
 }
 
 /// An instant far enough away to stand for never.

@@ -427,8 +427,9 @@ impl RunState {
         }
     }
 
-    /// Adds a task with node `template` (see [`Added::template`]) named by `name`, with inputs `deps`, to the run, on behalf of task
-    /// `by`, an item of map `feeds` (or 0); tells the consumers. Its node.
+    /// Adds a task with node `template` (see [`Added::template`]) named by `name`, with
+    /// inputs `deps`, to the run, on behalf of task `by`, an item of map `feeds` (or 0); tells
+    /// the consumers. Its node.
     pub fn add(
         &mut self,
         template: u32,
