@@ -114,6 +114,13 @@ pub enum BuildProblem {
         /// The cycle, for example `["a", "b", "a"]`.
         path: Vec<String>,
     },
+    /// A rule waits for a task the graph does not have.
+    Rule {
+        /// The rule.
+        rule: String,
+        /// What is wrong, for example ``it waits for `b`, which is not a task``.
+        problem: String,
+    },
 }
 
 impl fmt::Display for BuildProblem {
@@ -138,6 +145,7 @@ impl fmt::Display for BuildProblem {
                 "task `{task}` depends on `{dependency}`, which is not a task"
             ),
             Self::NotATask { name } => write!(f, "options are given for `{name}`, not a task"),
+            Self::Rule { rule, problem } => write!(f, "rule `{rule}` cannot be kept: {problem}"),
             Self::ResultValue { task, output } => write!(
                 f,
                 "task `{task}` returns a `{output}` but was added with `add`, so an `Err` would \
@@ -307,24 +315,49 @@ impl Error for ValueError {}
 #[derive(Clone)]
 pub struct RunError {
     failures: Vec<(Arc<str>, Arc<anyhow::Error>)>,
+    rules: Vec<(Arc<str>, Arc<anyhow::Error>)>,
 }
 
 impl RunError {
-    pub(crate) fn new(failures: Vec<(Arc<str>, Arc<anyhow::Error>)>) -> Self {
-        debug_assert!(!failures.is_empty());
-        Self { failures }
+    pub(crate) fn new(
+        failures: Vec<(Arc<str>, Arc<anyhow::Error>)>,
+        rules: Vec<(Arc<str>, Arc<anyhow::Error>)>,
+    ) -> Self {
+        debug_assert!(!failures.is_empty() || !rules.is_empty());
+        Self { failures, rules }
     }
 
-    /// The failed tasks (at least one) and their errors, in the order of the graph.
+    /// The failed tasks and their errors, in the order of the graph.
     pub fn failures(&self) -> impl ExactSizeIterator<Item = (&str, &anyhow::Error)> + '_ {
         self.failures
             .iter()
             .map(|(name, error)| (&**name, &**error))
     }
+
+    /// The rules that failed, or that were required and never fired, with why.
+    pub fn rules(&self) -> impl ExactSizeIterator<Item = (&str, &anyhow::Error)> + '_ {
+        self.rules.iter().map(|(name, error)| (&**name, &**error))
+    }
 }
 
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.rules.is_empty() {
+            if !self.failures.is_empty() {
+                write!(f, "{} tasks failed: ", self.failures.len())?;
+                for (name, error) in &self.failures {
+                    write!(f, "`{name}` ({error:#}), ")?;
+                }
+            }
+            write!(f, "{} rules failed: ", self.rules.len())?;
+            for (i, (name, error)) in self.rules.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "`{name}` ({error:#})")?;
+            }
+            return Ok(());
+        }
         if let [(name, error)] = &*self.failures {
             write!(f, "task `{name}` failed")?;
             // `{:#}` of the error alone shows its cause; a chain that follows `source` (as

@@ -51,6 +51,11 @@ impl<'a> TaskName<'a> {
         Self(Name::Added(added, node))
     }
 
+    /// A name of its own (a rule's).
+    pub(crate) fn text(name: &str) -> TaskName<'static> {
+        TaskName(Name::Owned(Arc::from(name)))
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -205,11 +210,12 @@ pub enum EventKind<'a> {
         /// The attempt that was stopped.
         attempt: u32,
     },
-    /// The task was added to the graph while the run went on, by task `by` (its first event).
+    /// The task was added to the graph while the run went on, by task or rule `by` (its first
+    /// event).
     Added {
         /// The task.
         task: TaskName<'a>,
-        /// The task that added it.
+        /// The task (a map, a growth step) or rule that added it.
         by: TaskName<'a>,
     },
     /// The task did not run: the run stopped first, or its plan left the task out. Terminal.

@@ -400,6 +400,19 @@ impl Executors {
         }
     }
 
+    /// The index of `placement` if the table has it: a run's added tasks can only use the
+    /// executors of its graph.
+    pub fn find(&self, placement: &Placement) -> Option<u16> {
+        match placement {
+            Placement::Custom(executor) => self
+                .table
+                .iter()
+                .position(|known| Arc::ptr_eq(known, executor))
+                .map(|at| u16::try_from(at).expect("a graph uses fewer than 65536 executors")),
+            _ => placement.builtin(),
+        }
+    }
+
     /// The index of a custom executor, added if new.
     fn custom(&mut self, executor: &Arc<dyn Executor>) -> u16 {
         let at = self

@@ -31,6 +31,19 @@ pub(crate) enum Work {
     Shared(Arc<WorkFn>),
     /// A map: the scheduler adds its items' tasks and makes its value from theirs.
     Spread(Arc<dyn Spread>),
+    /// A growth step: the scheduler runs it at once on its inputs and adds what it asks for.
+    /// Erased here, where nothing of a growing run is known: a `rules::Step`.
+    Grow(Arc<dyn Any + Send + Sync>),
+}
+
+/// The tasks a run added, as a task's [`Call`] sees them: their names and types.
+pub(crate) trait AddedNodes {
+    /// Whether node `v` was added by the run.
+    fn has(&self, v: u32) -> bool;
+    /// The name of added node `v`.
+    fn name(&self, v: u32) -> &str;
+    /// The type of added node `v`'s value.
+    fn output(&self, v: u32) -> &'static str;
 }
 
 /// What a map task does: from its input, a collection, one task per item, then its own value
@@ -73,6 +86,9 @@ impl Work {
             Self::Spread(_) => Err(anyhow::anyhow!(
                 "a map task runs no job of its own: its items do"
             )),
+            Self::Grow(_) => Err(anyhow::anyhow!(
+                "a growth step runs no job of its own: the scheduler runs it"
+            )),
         }
     }
 }
@@ -82,6 +98,8 @@ impl Work {
 #[derive(Clone, Copy)]
 pub(crate) struct Call<'a> {
     pub graph: &'a Arc<GraphInner>,
+    /// The tasks the run added.
+    pub added: &'a dyn AddedNodes,
     pub node: u32,
     /// The task's inputs (the graph's, or those it was added with).
     pub deps: &'a [u32],
@@ -99,6 +117,24 @@ impl<'a> Call<'a> {
                 .as_ref()
                 .expect("the scheduler starts a task once all its inputs have values")
         })
+    }
+
+    /// The name of node `v`, of the graph or added by the run.
+    pub fn name(self, v: u32) -> &'a str {
+        if self.added.has(v) {
+            self.added.name(v)
+        } else {
+            self.graph.name(v)
+        }
+    }
+
+    /// The type of node `v`'s value.
+    pub fn output(self, v: u32) -> &'static str {
+        if self.added.has(v) {
+            self.added.output(v)
+        } else {
+            self.graph.nodes[v as usize].output.name
+        }
     }
 
     /// The run's parameter.
@@ -345,11 +381,6 @@ impl NameTable {
         }
     }
 
-    /// The name of node `v`, if it is one of the table's.
-    pub fn try_get(&self, v: u32) -> Option<&str> {
-        ((v as usize) < self.entries.len()).then(|| self.get(v))
-    }
-
     /// Every derived name, written out.
     fn write(&self) -> Written {
         let mut text = String::new();
@@ -382,7 +413,7 @@ impl NameTable {
 }
 
 /// Writes the name `base`, or `base#suffix` from suffix 2 on.
-fn write_derived(text: &mut String, base: Base, suffix: u32) {
+pub(crate) fn write_derived(text: &mut String, base: Base, suffix: u32) {
     match base {
         Base::Function(name) => text.push_str(name),
         Base::Site(site) => {
@@ -446,6 +477,28 @@ pub(crate) struct GraphInner {
     pub added_by: Box<[u32]>,
     /// Whether a task's name ends with `]` (see [`has_bracketed_name`](Self::has_bracketed_name)).
     bracketed: OnceLock<bool>,
+    /// Tags, declared tags and rules, if the graph has any.
+    pub growth: Option<Arc<Growing>>,
+}
+
+/// What a graph has for runs that grow: its tasks' tags, the tags its growth steps declare,
+/// its rules.
+#[derive(Default)]
+pub(crate) struct Growing {
+    /// Each tagged task with one of its tags.
+    pub tags: Vec<(u32, Arc<str>)>,
+    /// Each growth step with one of the tags it declares.
+    pub adds: Vec<(u32, Arc<str>)>,
+    /// The rules, erased (each a `rules::RuleDef`): this module knows nothing of them.
+    pub rules: Vec<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Growing {
+    /// `None` if there is nothing to keep.
+    pub fn boxed(self) -> Option<Arc<Self>> {
+        let empty = self.tags.is_empty() && self.adds.is_empty() && self.rules.is_empty();
+        (!empty).then(|| Arc::new(self))
+    }
 }
 
 impl GraphInner {
@@ -500,6 +553,7 @@ impl GraphInner {
             index: OnceLock::new(),
             added_by: Box::new([]),
             bracketed: OnceLock::new(),
+            growth: None,
         }
     }
 
@@ -518,6 +572,7 @@ impl GraphInner {
             index: self.index.clone(),
             added_by: self.added_by.clone(),
             bracketed: self.bracketed.clone(),
+            growth: self.growth.clone(),
         }
     }
 

@@ -10,9 +10,22 @@
 //! ([`GraphInner::extended`]), so that everything that reads a report (its tasks, `Display`,
 //! pictures) sees the added tasks like the others.
 
+use core::any::type_name;
+use core::marker::PhantomData;
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use crate::graph::{GraphInner, Node};
+use crate::executor::{Job, Value};
+use crate::graph::{AddedNodes, Call, GraphInner, Node, Spread, TypeInfo, Work};
+
+/// What added a task to a run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum By<'a> {
+    /// A task: a map, or a growth step.
+    Task(u32),
+    /// A rule: its index in the run, and its name.
+    Rule(u32, &'a str),
+}
 
 /// The tasks a run added, numbered from the size of the graph it started from. Nothing here
 /// takes an allocation per task: names share one string, inputs one array.
@@ -37,6 +50,14 @@ pub(crate) struct Added {
     pub feeds: Vec<u32>,
     /// Each map that spread: its first item and how many.
     maps: HashMap<u32, (u32, u32)>,
+    /// The handle id of each growth step or rule that added tasks, with its first task and
+    /// how many; and the same ordered by first task, to find a task's handle.
+    steps: HashMap<u64, (u32, u32)>,
+    step_order: Vec<(u32, u64)>,
+    /// The tasks added by growth steps and rules, by name (map items are found by their map).
+    index: HashMap<Box<str>, u32>,
+    /// The rule (its index in the run) that added each task a rule added.
+    pub rule_of: HashMap<u32, u32>,
 }
 
 impl Added {
@@ -120,10 +141,17 @@ impl Added {
         template: u32,
         name: impl FnOnce(&mut String),
         deps: &[u32],
-        by: u32,
+        by: By<'_>,
         feeds: u32,
     ) -> u32 {
         let v = self.base + crate::graph::index(self.node_of.len());
+        let by = match by {
+            By::Task(by) => by,
+            By::Rule(rule, _) => {
+                self.rule_of.insert(v, rule);
+                0
+            }
+        };
         let start = text_offset(self.text.len());
         name(&mut self.text);
         self.spans.push((start, text_offset(self.text.len())));
@@ -147,6 +175,56 @@ impl Added {
     /// Map `v` spread over `count` items from node `first` on.
     pub fn spread(&mut self, v: u32, first: u32, count: u32) {
         self.maps.insert(v, (first, count));
+    }
+
+    /// A growth step or rule with handle id `id` added the `count` tasks from `first` on.
+    pub fn add_step(&mut self, id: u64, first: u32, count: u32) {
+        self.steps.insert(id, (first, count));
+        self.step_order.push((first, id));
+        for v in first..first + count {
+            let at = (v - self.base) as usize;
+            let (start, end) = self.spans[at];
+            self.index
+                .insert(self.text[start as usize..end as usize].into(), v);
+        }
+    }
+
+    /// The tasks the growth step or rule with handle id `id` added.
+    pub fn step(&self, id: u64) -> Option<core::ops::Range<u32>> {
+        self.steps
+            .get(&id)
+            .map(|&(first, count)| first..first + count)
+    }
+
+    /// The handle id of the step that added task `v` (none for a map item).
+    pub fn step_of(&self, v: u32) -> Option<u64> {
+        let at = self.step_order.partition_point(|&(first, _)| first <= v);
+        let (_, id) = *self.step_order.get(at.checked_sub(1)?)?;
+        self.step(id)?.contains(&v).then_some(id)
+    }
+
+    /// The added task called `name`: one a step or rule added, or a map's item (`map[i]`),
+    /// whatever added the map.
+    pub fn lookup(&self, name: &str) -> Option<u32> {
+        if let Some(&v) = self.index.get(name) {
+            return Some(v);
+        }
+        let (map, item) = name.strip_suffix(']')?.rsplit_once('[')?;
+        if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let item: u32 = item.parse().ok()?;
+        self.maps.iter().find_map(|(&v, &(first, count))| {
+            (item < count && self.name_of_map(v) == map).then_some(first + item)
+        })
+    }
+
+    /// The name of map `v` as its items' names begin (it may be a task of the graph).
+    fn name_of_map(&self, v: u32) -> &str {
+        let (first, _) = self.maps[&v];
+        let (start, end) = self.spans[(first - self.base) as usize];
+        let name = &self.text[start as usize..end as usize];
+        name.rsplit_once('[').map_or(name, |(map, _)| map)
     }
 
     /// The items of map `v`, if it spread: it takes their values beyond its own inputs.
@@ -188,6 +266,90 @@ impl GraphInner {
         let mut by = vec![0; self.len()];
         by.extend_from_slice(&added.by);
         graph.added_by = by.into_boxed_slice();
+        graph.growth.clone_from(&self.growth);
         graph
+    }
+}
+
+/// The work of a map whose items' jobs `job` makes, from a `Vec<T>` to a `Vec<U>`.
+pub(crate) fn map_work<T, U>(job: Arc<dyn Fn(T) -> Job + Send + Sync>) -> Work
+where
+    T: Clone + Send + Sync + 'static,
+    U: Clone + Send + Sync + 'static,
+{
+    Work::Spread(Arc::new(MapOf::<T, U> {
+        job,
+        types: PhantomData,
+    }))
+}
+
+/// A typed map: the job of each item, from the item.
+struct MapOf<T, U> {
+    job: Arc<dyn Fn(T) -> Job + Send + Sync>,
+    types: PhantomData<fn(T) -> U>,
+}
+
+impl<T, U> MapOf<T, U>
+where
+    T: Clone + Send + Sync + 'static,
+{
+    fn items(value: &Value) -> Result<&Vec<T>, anyhow::Error> {
+        value.downcast_ref::<Vec<T>>().ok_or_else(|| {
+            anyhow::anyhow!(
+                "a map's input is not the `Vec<{}>` it maps over",
+                type_name::<T>()
+            )
+        })
+    }
+}
+
+impl<T, U> Spread for MapOf<T, U>
+where
+    T: Clone + Send + Sync + 'static,
+    U: Clone + Send + Sync + 'static,
+{
+    fn width(&self, value: &Value) -> Result<usize, anyhow::Error> {
+        Self::items(value).map(Vec::len)
+    }
+
+    fn item(&self, source: u32, first: u32) -> Work {
+        let job = self.job.clone();
+        Work::new(move |call: Call<'_>| {
+            let items = call.values[source as usize]
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("a map item starts once its collection is there"))
+                .and_then(Self::items)?;
+            let item = items[(call.node - first) as usize].clone();
+            Ok(job(item))
+        })
+    }
+
+    fn item_output(&self) -> TypeInfo {
+        TypeInfo::of::<U>()
+    }
+
+    fn gather(&self, items: &mut dyn Iterator<Item = &Value>) -> Result<Value, anyhow::Error> {
+        let values = items
+            .map(|value| {
+                value.downcast_ref::<U>().cloned().ok_or_else(|| {
+                    anyhow::anyhow!("a map item's value is not a `{}`", type_name::<U>())
+                })
+            })
+            .collect::<Result<Vec<U>, _>>()?;
+        Ok(Arc::new(values) as Value)
+    }
+}
+
+impl AddedNodes for Added {
+    fn has(&self, v: u32) -> bool {
+        Added::has(self, v)
+    }
+
+    fn name(&self, v: u32) -> &str {
+        Added::name(self, v)
+    }
+
+    fn output(&self, v: u32) -> &'static str {
+        self.node(v).output.name
     }
 }

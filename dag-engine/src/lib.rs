@@ -82,6 +82,7 @@ mod executor;
 mod graph;
 mod grow;
 mod id;
+mod inputs;
 mod live;
 mod named;
 mod options;
@@ -90,6 +91,7 @@ mod plan;
 #[cfg(feature = "progress")]
 mod progress;
 mod report;
+mod rules;
 mod run;
 mod scope;
 mod state;
@@ -108,14 +110,16 @@ pub use executor::{
 };
 pub use graph::{Graph, TaskOptions};
 pub use id::{Attempt, AttemptKey, Handle, InvalidRunKey, RunKey, Status, TaskState};
+pub use inputs::Inputs;
 pub use live::{RunStatus, Snapshot, TaskSnapshot};
-pub use named::{Inputs, NamedGraphBuilder};
+pub use named::NamedGraphBuilder;
 pub use options::{CancelHandle, RunOptions};
 pub use picture::Diagram;
 pub use plan::Plan;
 #[cfg(feature = "progress")]
 pub use progress::Progress;
-pub use report::{Report, TaskReport};
+pub use report::{Report, RuleReport, TaskReport};
+pub use rules::{TaskRef, When};
 pub use run::Run;
 pub use scope::current_attempt;
-pub use typed::{Deps, GraphBuilder, TaskBuilder, TaskFn};
+pub use typed::{Deps, GraphBuilder, GrowFn, Growth, Rule, TaskBuilder, TaskFn};

@@ -2,7 +2,6 @@
 //! mapped to dependency names, for graphs loaded from data. Each task gets its dependencies'
 //! values through [`Inputs`], by position or by name, with a type check.
 
-use core::any::Any;
 use core::fmt;
 use core::future::Future;
 use core::marker::PhantomData;
@@ -11,12 +10,15 @@ use std::sync::Arc;
 
 use dag_cycles::cycles;
 
-use crate::error::{BuildError, BuildProblem, InputError};
+use crate::error::{BuildError, BuildProblem};
 use crate::executor::{Executors, Job, Placement, Value};
 use crate::graph::{
-    index, next_builder_id, Call, DepTable, Graph, GraphInner, NameTable, Node, TaskOptions,
-    TypeInfo, Work,
+    index, next_builder_id, Call, DepTable, Graph, GraphInner, Growing, NameTable, Node,
+    TaskOptions, TypeInfo, Work,
 };
+use crate::inputs::{async_work, blocking_work, Inputs};
+use crate::rules::{Pending, RuleDef, Step, View};
+use crate::typed::{Growth, Rule};
 
 /// Builds a [`Graph`] from task names mapped to functions and names mapped to dependency names.
 ///
@@ -56,6 +58,9 @@ pub struct NamedGraphBuilder<P = ()> {
     deps: Vec<(String, Vec<String>)>,
     /// `options` calls, in order.
     options: Vec<(String, TaskOptions)>,
+    /// `tag` and `adds` calls, in order: the task, the tag, and whether it is declared.
+    tags: Vec<(String, Arc<str>, bool)>,
+    rules: Vec<Arc<RuleDef>>,
     problems: Vec<BuildProblem>,
     _param: PhantomData<fn(P)>,
 }
@@ -91,6 +96,8 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
             by_name: HashMap::new(),
             deps: Vec::new(),
             options: Vec::new(),
+            tags: Vec::new(),
+            rules: Vec::new(),
             problems: Vec::new(),
             _param: PhantomData,
         }
@@ -151,6 +158,114 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
         self
     }
 
+    /// Adds growth step `name`: once its dependencies have their values, it runs the
+    /// synchronous function `f` with its [`Inputs`] and a [`Growth`], through which it adds
+    /// tasks ([`Growth::task_named`]) and rules to the run; see
+    /// [`GraphBuilder::grow`](crate::GraphBuilder::grow). An `Err` fails it, and it adds
+    /// nothing.
+    ///
+    /// ```
+    /// use dagjoin::runtime::{Growth, NamedGraphBuilder};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let mut builder = NamedGraphBuilder::new();
+    /// builder
+    ///     .task("files", |_| async { Ok(vec!["a".to_owned(), "b".to_owned()]) })
+    ///     .grow("each", |grow: &mut Growth<()>, inputs| {
+    ///         for file in inputs.get::<Vec<String>>("files")? {
+    ///             grow.task_named(&format!("read {file}"), ["files"], move |_| {
+    ///                 let file = file.clone();
+    ///                 async move { Ok(file.len()) }
+    ///             });
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .depends("each", ["files"]);
+    /// let report = builder.build().unwrap().run(()).await;
+    /// assert_eq!(report.value::<usize>("read b").unwrap(), &1);
+    /// assert_eq!(report.task("read a").unwrap().added_by(), Some("each"));
+    /// # });
+    /// ```
+    pub fn grow<F>(&mut self, name: impl Into<String>, f: F) -> &mut Self
+    where
+        F: Fn(&mut Growth<'_, P>, Inputs) -> anyhow::Result<()> + Send + Sync + 'static,
+    {
+        let work = move |call: Call<'_>, pending: &mut Pending, view: &View<'_>| {
+            let mut growth = Growth::new(pending, view);
+            f(&mut growth, Inputs::new(call))?;
+            Ok(Arc::new(()) as Value)
+        };
+        self.push(
+            name.into(),
+            Step::work(work),
+            Placement::Inline,
+            TypeInfo::of::<()>(),
+        )
+    }
+
+    /// Adds map `name` over the `Vec<T>` that task `items` makes: once it is there, one task
+    /// per item (`f(item)`, named `name[0]`, `name[1]`, ..), and the map's value, a `Vec<U>`
+    /// of their values in item order; see [`GraphBuilder::map`](crate::GraphBuilder::map). A
+    /// value of `items` that is not a `Vec<T>` fails the map.
+    ///
+    /// ```
+    /// use dagjoin::runtime::NamedGraphBuilder;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let mut builder = NamedGraphBuilder::new();
+    /// builder
+    ///     .task("words", |_| async { Ok(vec!["a", "bb", "ccc"]) })
+    ///     .map("len", "words", |word: &'static str| async move { Ok(word.len()) })
+    ///     .task("total", |inputs| async move { Ok(inputs.get::<Vec<usize>>("len")?.iter().sum::<usize>()) })
+    ///     .depends("total", ["len"]);
+    /// let report = builder.build().unwrap().run(()).await;
+    /// assert_eq!(report.value::<Vec<usize>>("len").unwrap(), &[1, 2, 3]);
+    /// assert_eq!(report.value::<usize>("total").unwrap(), &6);
+    /// assert_eq!(report.value::<usize>("len[2]").unwrap(), &3);
+    /// # });
+    /// ```
+    pub fn map<T, F, Fut, U>(&mut self, name: impl Into<String>, items: &str, f: F) -> &mut Self
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<U>> + Send + 'static,
+        U: Clone + Send + Sync + 'static,
+    {
+        let name = name.into();
+        let job = move |item: T| {
+            let future = f(item);
+            Job::Async(Box::pin(
+                async move { Ok(Arc::new(future.await?) as Value) },
+            ))
+        };
+        self.deps.push((name.clone(), vec![items.to_owned()]));
+        self.push(
+            name,
+            crate::grow::map_work::<T, U>(Arc::new(job)),
+            Placement::Inline,
+            TypeInfo::of::<Vec<U>>(),
+        )
+    }
+
+    /// Gives task `name` tag `tag` (see [`When::settled`](crate::When::settled)).
+    pub fn tag(&mut self, name: impl Into<String>, tag: &str) -> &mut Self {
+        self.tags.push((name.into(), tag.into(), false));
+        self
+    }
+
+    /// Declares that growth step `name` may add tasks with tag `tag`.
+    pub fn adds(&mut self, name: impl Into<String>, tag: &str) -> &mut Self {
+        self.tags.push((name.into(), tag.into(), true));
+        self
+    }
+
+    /// Adds `rule` to the graph (see [`Rule`](crate::Rule)); it names the tasks it waits for
+    /// by name.
+    pub fn rule(&mut self, rule: Rule<P>) -> &mut Self {
+        self.rules.push(rule.erase());
+        self
+    }
+
     /// Sets the options (timeout, retries, backoff) of task `name`.
     pub fn options(&mut self, name: impl Into<String>, options: TaskOptions) -> &mut Self {
         self.options.push((name.into(), options));
@@ -172,6 +287,8 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
             by_name,
             deps,
             options,
+            tags,
+            rules,
             mut problems,
             _param,
         } = self;
@@ -215,6 +332,14 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
                 None => problems.push(BuildProblem::NotATask { name }),
             }
         }
+        let mut growing = Growing::default();
+        for (name, tag, declared) in tags {
+            match node_of(&name) {
+                Some(v) if declared => growing.adds.push((index(v), tag)),
+                Some(v) => growing.tags.push((index(v), tag)),
+                None => problems.push(BuildProblem::NotATask { name }),
+            }
+        }
         for cycle in cycles(&dep_lists) {
             problems.push(BuildProblem::Cycle {
                 path: cycle
@@ -230,9 +355,14 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
         for deps in dep_lists.into_iter().skip(1) {
             table.push(deps.into_iter().map(index));
         }
-        Ok(Graph::from_inner(GraphInner::new(
-            id, nodes, names, table, executors,
-        )))
+        let mut inner = GraphInner::new(id, nodes, names, table, executors);
+        let problems: Vec<_> = rules.iter().flat_map(|rule| rule.check(&inner)).collect();
+        if !problems.is_empty() {
+            return Err(BuildError::new(problems));
+        }
+        growing.rules = rules.into_iter().map(RuleDef::erased).collect();
+        inner.growth = growing.boxed();
+        Ok(Graph::from_inner(inner))
     }
 
     fn push(
@@ -269,198 +399,6 @@ impl<P> fmt::Debug for NamedGraphBuilder<P> {
                 &self.tasks.iter().map(|t| &*t.name).collect::<Vec<_>>(),
             )
             .field("depends", &self.deps)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The erased work of an async task that takes [`Inputs`].
-pub(crate) fn async_work<F, Fut, V>(f: F) -> Work
-where
-    F: Fn(Inputs) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<V>> + Send + 'static,
-    V: Send + Sync + 'static,
-{
-    Work::new(move |call: Call<'_>| {
-        let future = f(Inputs::new(call));
-        Ok(Job::Async(Box::pin(async move {
-            Ok(Arc::new(future.await?) as Value)
-        })))
-    })
-}
-
-/// The erased work of a blocking task that takes [`Inputs`].
-pub(crate) fn blocking_work<F, V>(f: F) -> Work
-where
-    F: Fn(Inputs) -> anyhow::Result<V> + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-{
-    let f = Arc::new(f);
-    Work::new(move |call: Call<'_>| {
-        let inputs = Inputs::new(call);
-        let f = f.clone();
-        Ok(Job::Blocking(Box::new(move || {
-            Ok(Arc::new(f(inputs)?) as Value)
-        })))
-    })
-}
-
-/// The inputs of a task of a named graph: its dependencies' values, in the order they were
-/// listed, and the run's parameter.
-///
-/// Each accessor checks the type asked for against the dependency's and returns an
-/// [`InputError`] that names the task, the dependency and both types when they differ; the
-/// error converts into `anyhow::Error`, so `?` fails the task with it.
-///
-/// ```
-/// use dagjoin::runtime::NamedGraphBuilder;
-///
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let mut builder = NamedGraphBuilder::with_param();
-/// builder
-///     .task("a", |inputs| async move { Ok(inputs.param::<u32>()? + 1) })
-///     .task("b", |inputs| async move {
-///         assert_eq!(inputs.len(), 2);
-///         assert_eq!(inputs.names().collect::<Vec<_>>(), ["a", "a"]);
-///         let first: u32 = inputs.at(0)?;
-///         let error = inputs.get::<String>("a").unwrap_err();
-///         assert_eq!(
-///             error.to_string(),
-///             "task `b` asked for `a` as `alloc::string::String`, but `a` is a `u32`"
-///         );
-///         Ok(first + *inputs.get_ref::<u32>("a")?)
-///     })
-///     .depends("b", ["a", "a"]);
-/// let report = builder.build().unwrap().run(20_u32).await;
-/// assert_eq!(report.value::<u32>("b").unwrap(), &42);
-/// # });
-/// ```
-pub struct Inputs {
-    graph: Arc<GraphInner>,
-    node: u32,
-    values: Vec<Value>,
-    param: Value,
-}
-
-impl Inputs {
-    pub(crate) fn new(call: Call<'_>) -> Self {
-        Self {
-            graph: call.graph.clone(),
-            node: call.node,
-            values: call.inputs().cloned().collect(),
-            param: call.param().clone(),
-        }
-    }
-
-    /// The name of the task these are the inputs of.
-    pub fn task(&self) -> &str {
-        self.graph.name(self.node)
-    }
-
-    /// The number of inputs (a dependency listed twice counts twice).
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// Whether the task has no dependency.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-
-    /// The names of the dependencies, in order.
-    pub fn names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.deps().iter().map(|&d| self.graph.name(d))
-    }
-
-    /// A clone of the value of dependency `name` (its first listing).
-    ///
-    /// # Errors
-    ///
-    /// If the task has no dependency `name`, or its value is not a `T`.
-    pub fn get<T: Clone + 'static>(&self, name: &str) -> Result<T, InputError> {
-        self.get_ref(name).cloned()
-    }
-
-    /// The value of dependency `name` (its first listing), by reference.
-    ///
-    /// # Errors
-    ///
-    /// If the task has no dependency `name`, or its value is not a `T`.
-    pub fn get_ref<T: 'static>(&self, name: &str) -> Result<&T, InputError> {
-        let position =
-            self.names()
-                .position(|dep| dep == name)
-                .ok_or_else(|| InputError::NotADependency {
-                    task: self.task().to_owned(),
-                    name: name.to_owned(),
-                })?;
-        self.at_ref(position)
-    }
-
-    /// A clone of input `index` (from 0, in the order the dependencies are listed).
-    ///
-    /// # Errors
-    ///
-    /// If the task has fewer inputs, or the value is not a `T`.
-    pub fn at<T: Clone + 'static>(&self, index: usize) -> Result<T, InputError> {
-        self.at_ref(index).cloned()
-    }
-
-    /// Input `index` (from 0), by reference.
-    ///
-    /// # Errors
-    ///
-    /// If the task has fewer inputs, or the value is not a `T`.
-    pub fn at_ref<T: 'static>(&self, index: usize) -> Result<&T, InputError> {
-        let value = self
-            .values
-            .get(index)
-            .ok_or_else(|| InputError::NoSuchInput {
-                task: self.task().to_owned(),
-                index,
-                count: self.len(),
-            })?;
-        self.downcast(value, self.deps()[index])
-    }
-
-    /// A clone of the run's parameter.
-    ///
-    /// # Errors
-    ///
-    /// If the parameter is not a `T`.
-    pub fn param<T: Clone + 'static>(&self) -> Result<T, InputError> {
-        self.param_ref().cloned()
-    }
-
-    /// The run's parameter, by reference.
-    ///
-    /// # Errors
-    ///
-    /// If the parameter is not a `T`.
-    pub fn param_ref<T: 'static>(&self) -> Result<&T, InputError> {
-        self.downcast(&self.param, 0)
-    }
-
-    fn deps(&self) -> &[u32] {
-        self.graph.deps(self.node)
-    }
-
-    fn downcast<'a, T: Any>(&self, value: &'a Value, dep: u32) -> Result<&'a T, InputError> {
-        value
-            .downcast_ref::<T>()
-            .ok_or_else(|| InputError::TypeMismatch {
-                task: self.task().to_owned(),
-                dependency: self.graph.name(dep).to_owned(),
-                requested: core::any::type_name::<T>(),
-                actual: self.graph.nodes[dep as usize].output.name,
-            })
-    }
-}
-
-impl fmt::Debug for Inputs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Inputs")
-            .field("task", &self.task())
-            .field("dependencies", &self.names().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }

@@ -12,7 +12,7 @@ use crate::error::PlanError;
 use crate::executor::{Placement, Value};
 use crate::graph::{index, Graph, GraphInner, TypeInfo, Work};
 use crate::id::Status;
-use crate::named::{async_work, blocking_work, Inputs};
+use crate::inputs::{async_work, blocking_work, Inputs};
 use crate::options::RunOptions;
 use crate::report::Report;
 use crate::run::{Run, Start};
@@ -294,9 +294,13 @@ impl<P: Send + Sync + 'static> Plan<'_, P> {
                 let completed = report.records[v].status() == Status::Completed;
                 completed.then(|| report.values[v].clone()).flatten()
             });
+            // A growth step that completed runs again, to add its tasks again (reusing the
+            // values of those that completed).
+            let regrows = report.is_some_and(|report| report.added.is_some())
+                && matches!(graph.nodes[v].work, Some(Work::Grow(_)));
             runs[v] = match &only {
                 Some(chosen) => chosen[v],
-                None => dirty[v] || earlier.is_none(),
+                None => dirty[v] || earlier.is_none() || regrows,
             };
             if !runs[v] && !dirty[v] {
                 given[v] = earlier.map(|value| (value, Origin::Reused));
@@ -319,7 +323,11 @@ impl<P: Send + Sync + 'static> Plan<'_, P> {
             graph.clone(),
             Arc::new(param),
             self.options,
-            Some(Start { runs, given }),
+            Some(Start {
+                runs,
+                given,
+                earlier: report.map(Report::earlier).unwrap_or_default(),
+            }),
         ))
     }
 }

@@ -13,6 +13,7 @@ use crate::executor::Value;
 use crate::graph::{index, GraphInner};
 use crate::grow::Added;
 use crate::id::{AttemptKey, Handle, RunKey, Status};
+use crate::rules::{Fate, RuleRecord};
 use crate::state::{Origin, TaskRecord};
 
 /// What a run did: for every task its [`Status`], its value or error, why it was skipped,
@@ -31,6 +32,8 @@ pub struct Report {
     pub(crate) base: Arc<GraphInner>,
     /// The tasks the run added, if any.
     pub(crate) added: Option<Box<Added>>,
+    /// What became of the run's rules.
+    pub(crate) rules: Box<[RuleRecord]>,
     /// The graph of both, made when first needed (a report read by handles never needs it).
     pub(crate) whole: OnceLock<Arc<GraphInner>>,
     pub(crate) key: RunKey,
@@ -50,6 +53,17 @@ impl Report {
                 .whole
                 .get_or_init(|| Arc::new(self.base.extended(added))),
         }
+    }
+
+    /// The values of the tasks the run added and completed, by name: what a rerun reuses.
+    pub(crate) fn earlier(&self) -> std::collections::HashMap<Box<str>, Value> {
+        let Some(added) = &self.added else {
+            return std::collections::HashMap::new();
+        };
+        (added.base..index(self.records.len()))
+            .filter(|&v| self.records[v as usize].status() == Status::Completed)
+            .filter_map(|v| Some((added.name(v).into(), self.values[v as usize].clone()?)))
+            .collect()
     }
 
     /// The key of this run.
@@ -129,7 +143,8 @@ impl Report {
     ///
     /// # Errors
     ///
-    /// If a task failed.
+    /// If a task failed, a rule failed, or a [required](crate::Rule::required) rule never
+    /// fired.
     pub fn check(&self) -> Result<(), RunError> {
         let failures: Vec<_> = self.records[1..]
             .iter()
@@ -140,11 +155,31 @@ impl Report {
                     .then(|| (Arc::from(self.graph().name(index(i + 1))), error.clone()))
             })
             .collect();
-        if failures.is_empty() {
+        let rules: Vec<_> = self
+            .rules
+            .iter()
+            .filter_map(|rule| {
+                let error = match &rule.fate {
+                    Fate::Failed(error) => error.clone(),
+                    Fate::Never(why) if rule.required => {
+                        Arc::new(anyhow::anyhow!("it never fired: {why}"))
+                    }
+                    _ => return None,
+                };
+                Some((Arc::from(&*rule.name), error))
+            })
+            .collect();
+        if failures.is_empty() && rules.is_empty() {
             Ok(())
         } else {
-            Err(RunError::new(failures))
+            Err(RunError::new(failures, rules))
         }
+    }
+
+    /// The rules of the run, in the order they were registered (the graph's, then those that
+    /// growth steps and rules added): whether each fired, and if not, why.
+    pub fn rules(&self) -> impl ExactSizeIterator<Item = RuleReport<'_>> + '_ {
+        self.rules.iter().map(|record| RuleReport { record })
     }
 
     /// Whether every task completed (ran, was reused or was given its value).
@@ -365,6 +400,14 @@ impl<'a> TaskReport<'a> {
     /// The task that added this one to the graph while the run went on (a map, for its
     /// items); `None` for the graph's own tasks.
     pub fn added_by(&self) -> Option<&'a str> {
+        let report = self.report;
+        if let Some(&rule) = report
+            .added
+            .as_ref()
+            .and_then(|added| added.rule_of.get(&self.node))
+        {
+            return Some(&report.rules[rule as usize].name);
+        }
         let graph = &**self.report.graph();
         match graph.added_by.get(self.node as usize) {
             Some(&by) if by != 0 => Some(graph.name(by)),
@@ -470,5 +513,44 @@ impl fmt::Debug for TaskReport<'_> {
             debug.field("skipped_because", &because);
         }
         debug.field("attempts", &self.attempts()).finish()
+    }
+}
+
+/// What became of a rule in a run: from [`Report::rules`].
+#[derive(Clone, Copy, Debug)]
+pub struct RuleReport<'a> {
+    record: &'a RuleRecord,
+}
+
+impl<'a> RuleReport<'a> {
+    /// The rule's name.
+    pub fn name(&self) -> &'a str {
+        &self.record.name
+    }
+
+    /// Whether it fired and grew the graph.
+    pub fn fired(&self) -> bool {
+        matches!(self.record.fate, Fate::Fired)
+    }
+
+    /// Its error, if its body failed or what it asked for could not be added.
+    pub fn error(&self) -> Option<&'a anyhow::Error> {
+        match &self.record.fate {
+            Fate::Failed(error) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// Why it never fired, if it did not.
+    pub fn why_not(&self) -> Option<&'a str> {
+        match &self.record.fate {
+            Fate::Never(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Whether the run is an error if it never fires ([`Rule::required`](crate::Rule::required)).
+    pub fn required(&self) -> bool {
+        self.record.required
     }
 }

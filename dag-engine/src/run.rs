@@ -19,7 +19,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -29,11 +29,15 @@ use tokio::time::{sleep, sleep_until, Instant, Sleep};
 use crate::error::{Cancelled, Panicked, TimedOut};
 use crate::event::Events;
 use crate::executor::{Inline, Outcome, Running, Value, INLINE};
-use crate::graph::{index, push_decimal, Call, Graph, GraphInner, Node, Spread, Work};
-use crate::id::{Attempt, RunKey};
+use crate::graph::{
+    index, next_builder_id, push_decimal, Call, Graph, GraphInner, Growing, Node, Spread, Work,
+};
+use crate::grow::By;
+use crate::id::{Attempt, RunKey, Status, TaskState};
 use crate::live::RunStatus;
 use crate::options::{CancelHandle, Deadline, RunOptions};
 use crate::report::Report;
+use crate::rules::{Fate, NewTask, Pending, RuleDef, Rules, Step, View};
 use crate::scope::{enter_run, enter_task, scoped, RunInfo};
 use crate::state::{Origin, RunState, Transition};
 
@@ -65,6 +69,9 @@ impl<P: Send + Sync + 'static> Graph<P> {
 pub(crate) struct Start {
     pub runs: Vec<bool>,
     pub given: Vec<Option<(Value, Origin)>>,
+    /// The values of the tasks the run this one repeats added and completed, by name: a task
+    /// added again under one of these names takes its value without running.
+    pub earlier: HashMap<Box<str>, Value>,
 }
 
 /// A run of a [`Graph`]: a future of its [`Report`], from [`Graph::run`].
@@ -253,6 +260,17 @@ struct Scheduler {
     now: Instant,
     /// Scratch space for walks over descendants.
     stack: Vec<u32>,
+    /// The run's rules and tags.
+    rules: Rules,
+    /// Whether completions have users beyond the graph's edges (the run added tasks, or has
+    /// rules or tags to tell): [`completed_added`](Scheduler::completed_added) then runs.
+    growing: bool,
+    /// The added tasks waiting for each input that had no value when they were added.
+    waiters: HashMap<u32, Vec<u32>>,
+    /// See [`Start::earlier`].
+    earlier: HashMap<Box<str>, Value>,
+    /// Whether the run was stopped: rules no longer fire.
+    stopped: bool,
 }
 
 impl Scheduler {
@@ -328,6 +346,11 @@ impl Scheduler {
             in_flight: FuturesUnordered::new(),
             now: Instant::now(),
             stack: Vec::new(),
+            rules: Rules::default(),
+            growing: false,
+            waiters: HashMap::new(),
+            earlier: HashMap::new(),
+            stopped: false,
         }
     }
 
@@ -337,6 +360,9 @@ impl Scheduler {
         self.state.start(now);
         let graph = self.info.graph.clone();
         let n = graph.len();
+        if let Some(growing) = &graph.growth {
+            self.watch_growth(growing);
+        }
         match start {
             None => {
                 self.missing = graph.initial_missing.to_vec();
@@ -346,7 +372,12 @@ impl Scheduler {
                     }
                 }
             }
-            Some(Start { runs, given }) => {
+            Some(Start {
+                runs,
+                given,
+                earlier,
+            }) => {
+                self.earlier = earlier;
                 self.missing = vec![NOT_WAITING; n];
                 for (v, given) in given.into_iter().enumerate().skip(1) {
                     if let Some((value, origin)) = given {
@@ -407,6 +438,9 @@ impl Scheduler {
         let mut budget = BUDGET;
         while self.launch(cx, &mut budget) {
             if self.in_flight.is_empty() {
+                if self.quiesce() {
+                    continue;
+                }
                 return Poll::Ready(self.finish());
             }
             if budget == 0 {
@@ -451,6 +485,9 @@ impl Scheduler {
     /// goes on until a pass over all of them starts nothing.
     fn launch(&mut self, cx: &mut Context<'_>, budget: &mut usize) -> bool {
         loop {
+            if self.state.watch {
+                self.settle();
+            }
             let mut started = false;
             for executor in 0..self.ready.len() {
                 while self.busy[executor] < self.limits[executor] {
@@ -477,9 +514,19 @@ impl Scheduler {
     /// in its first poll never enters `in_flight` (no allocation, no second poll), and its
     /// users are ready in this same poll of the run.
     fn attempt(&mut self, v: u32, attempt: u32, cx: &mut Context<'_>) {
-        if let Some(Work::Spread(spread)) = &self.state.node(v).work {
-            let spread = spread.clone();
-            return self.spread(v, &spread);
+        match &self.state.node(v).work {
+            Some(Work::Spread(spread)) => {
+                let spread = spread.clone();
+                return self.spread(v, &spread);
+            }
+            Some(Work::Grow(step)) => {
+                let step = step
+                    .clone()
+                    .downcast::<Step>()
+                    .expect("a growth step's work is a `Step`");
+                return self.grow(v, &step);
+            }
+            _ => {}
         }
         self.state
             .transition(v, Transition::Started { attempt }, self.now);
@@ -510,6 +557,7 @@ impl Scheduler {
             let _task = enter_task(v, attempt);
             let call = Call {
                 graph: &info.graph,
+                added: &state.added,
                 node: v,
                 deps: state.deps(v),
                 values,
@@ -613,7 +661,7 @@ impl Scheduler {
                 }
             }
         }
-        if !state.added.is_empty() {
+        if self.growing {
             self.completed_added(v, now);
         }
     }
@@ -622,6 +670,17 @@ impl Scheduler {
     /// completed: out of line, so that a run that adds nothing does not carry it.
     #[inline(never)]
     fn completed_added(&mut self, v: u32, now: Instant) {
+        if let Some(users) = self.waiters.remove(&v) {
+            for s in users {
+                let missing = &mut self.missing[s as usize];
+                if *missing != NOT_WAITING {
+                    *missing -= 1;
+                    if *missing == 0 {
+                        make_ready(&mut self.state, &mut self.ready, s, now);
+                    }
+                }
+            }
+        }
         let Some(map) = self.state.added.feeds(v) else {
             return;
         };
@@ -667,6 +726,7 @@ impl Scheduler {
             options: node.options,
             output: spread.item_output(),
         };
+        self.growing = true;
         let names_from = self.state.added.text_len();
         let map_name = self.state.name(v).to_owned();
         if let Some(error) = self.clash(&map_name, width) {
@@ -676,25 +736,314 @@ impl Scheduler {
         // `name[i]`: the map's name, brackets and up to 10 digits.
         self.state.reserve(width, width * (map_name.len() + 12));
         self.missing.reserve(width);
+        let mut waiting = width;
         for i in 0..width {
             let s = self.state.add(
                 item,
                 |text| item_name(text, &map_name, i),
                 &[source],
-                v,
+                By::Task(v),
                 v,
                 now,
             );
+            if let Some(value) = self.reused(s) {
+                // The run this one repeats completed the item already.
+                self.missing.push(NOT_WAITING);
+                self.state
+                    .transition(s, Transition::Given(value, Origin::Reused), now);
+                waiting -= 1;
+                continue;
+            }
             self.missing.push(0);
             make_ready(&mut self.state, &mut self.ready, s, now);
         }
         let (text, spans) = self.state.added.names_since(names_from, first);
         self.info.add_names(text, spans);
-        self.missing[v as usize] = index(width);
+        self.missing[v as usize] = index(waiting);
         self.state.spread(v, first, index(width));
-        if width == 0 {
+        if waiting == 0 {
             self.gather(v, now);
         }
+    }
+
+    /// The graph has tags, declared tags or rules: the run watches its tasks for them.
+    fn watch_growth(&mut self, growing: &Growing) {
+        self.state.watch = true;
+        self.growing = true;
+        for (v, tag) in &growing.tags {
+            self.rules.tag_task(*v, tag);
+        }
+        for (v, tag) in &growing.adds {
+            self.rules.source(*v, core::slice::from_ref(tag));
+        }
+        for rule in &growing.rules {
+            let rule = rule
+                .clone()
+                .downcast::<RuleDef>()
+                .expect("a graph's rules are `RuleDef`s");
+            self.register(rule);
+        }
+    }
+
+    /// Registers rule `def` for the rest of the run; a rule naming a task the run does not
+    /// have is failed at once.
+    fn register(&mut self, def: Arc<RuleDef>) {
+        let state = &self.state;
+        let result = self.rules.register(
+            def.clone(),
+            |task| task.find(&self.info.graph, &state.added),
+            |v| state.records[v as usize].state,
+            |v| state.name(v).to_owned(),
+        );
+        if let Err(problem) = result {
+            self.rules.failed(def, anyhow::anyhow!(problem));
+        }
+    }
+
+    /// Growth step `v` runs: it gathers what to add, which is added if all of it can be, and
+    /// completes with its value; otherwise it fails and adds nothing.
+    fn grow(&mut self, v: u32, step: &Step) {
+        let now = self.now;
+        self.end(v);
+        self.state
+            .transition(v, Transition::Started { attempt: 1 }, now);
+        let mut pending = Pending::new(next_builder_id(), index(self.state.records.len()));
+        let adds = self.rules.declared(v);
+        let view = View {
+            graph: &self.info.graph,
+            state: &self.state,
+            rules: &self.rules,
+            adder: self.state.name(v),
+            adds: &adds,
+        };
+        let call = Call {
+            graph: &self.info.graph,
+            added: &self.state.added,
+            node: v,
+            deps: self.state.deps(v),
+            values: &self.state.values,
+        };
+        let grown = catch_unwind(AssertUnwindSafe(|| {
+            let _task = enter_task(v, 1);
+            (step.0)(call, &mut pending, &view)
+        }));
+        self.now = Instant::now();
+        let now = self.now;
+        let grown = match grown {
+            Ok(Ok(value)) => self.commit(By::Task(v), pending, now).map(|()| value),
+            Ok(Err(error)) => Err(error),
+            Err(payload) => Err(panicked(&*payload)),
+        };
+        match grown {
+            Ok(value) => self.completed(v, value, now),
+            Err(error) => self.fail_here(v, error, now),
+        }
+    }
+
+    /// Adds what a growth step or rule asked for, if all of it can be added: its tasks (ready
+    /// at once if their inputs are there, skipped at once if one failed) and its rules.
+    fn commit(&mut self, by: By<'_>, pending: Pending, now: Instant) -> Result<(), anyhow::Error> {
+        let Pending {
+            id,
+            first,
+            tasks,
+            rules,
+            mut problems,
+            ..
+        } = pending;
+        let adder = match by {
+            By::Task(v) => self.state.name(v).to_owned(),
+            By::Rule(_, name) => name.to_owned(),
+        };
+        let total = self.state.records.len() - 1;
+        if tasks.len() > self.max_tasks.saturating_sub(total) {
+            problems.push(format!(
+                "its {} tasks would make the run's {total} tasks more than its limit of {} \
+                 (RunOptions::max_tasks)",
+                tasks.len(),
+                self.max_tasks
+            ));
+        }
+        // The names, each checked against the graph's, the run's and the step's own.
+        let mut names: Vec<String> = Vec::with_capacity(tasks.len());
+        let mut own = HashSet::with_capacity(tasks.len());
+        for task in &tasks {
+            let mut name = String::new();
+            Pending::write_name(&mut name, &adder, &task.name);
+            let taken = self.info.graph.lookup(&name).is_some()
+                || self.state.added.lookup(&name).is_some()
+                || !own.insert(name.clone());
+            if taken {
+                problems.push(format!(
+                    "it adds a task called `{name}`, a name another task has: name it otherwise"
+                ));
+            }
+            names.push(name);
+        }
+        for tag in tasks
+            .iter()
+            .flat_map(|task| &task.adds)
+            .chain(rules.iter().flat_map(|rule| &*rule.adds))
+        {
+            if self.rules.is_settled(tag) {
+                problems.push(format!(
+                    "it declares tag `{tag}` for what it adds, but the tag has settled: no task \
+                     with it can be added any more"
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            let mut message = String::from("it cannot grow the graph: ");
+            message.push_str(&problems.join("; "));
+            return Err(anyhow::Error::msg(message));
+        }
+        self.growing = true;
+        self.state.watch |= tasks
+            .iter()
+            .any(|task| !task.tags.is_empty() || !task.adds.is_empty())
+            || !rules.is_empty();
+        let count = index(tasks.len());
+        let names_from = self.state.added.text_len();
+        self.state
+            .reserve(tasks.len(), names.iter().map(String::len).sum());
+        self.missing.reserve(tasks.len());
+        for (task, name) in tasks.into_iter().zip(&names) {
+            self.add_grown(task, name, by, now);
+        }
+        self.state.added.add_step(id, first, count);
+        let (text, spans) = self.state.added.names_since(names_from, first);
+        self.info.add_names(text, spans);
+        for rule in rules {
+            self.register(rule);
+        }
+        Ok(())
+    }
+
+    /// Adds `task`, called `name`, on behalf of `by`: ready if its inputs are there, skipped
+    /// if one of them failed, given its value if the run this one repeats completed it.
+    fn add_grown(&mut self, task: NewTask, name: &str, by: By<'_>, now: Instant) {
+        let template = self.state.added.template(task.node);
+        let s = self
+            .state
+            .add(template, |text| text.push_str(name), &task.deps, by, 0, now);
+        for tag in &task.tags {
+            self.rules.tag_task(s, tag);
+        }
+        if !task.adds.is_empty() {
+            self.rules.source(s, &task.adds);
+        }
+        self.missing.push(NOT_WAITING);
+        if let Some(value) = self.reused(s) {
+            self.state
+                .transition(s, Transition::Given(value, Origin::Reused), now);
+            return;
+        }
+        let mut missing = 0;
+        let mut failed = None;
+        for &d in &task.deps {
+            match self.state.records[d as usize].state {
+                TaskState::Done(Status::Completed) => {}
+                TaskState::Done(_) => failed = failed.or(Some(d)),
+                _ => {
+                    missing += 1;
+                    self.waiters.entry(d).or_default().push(s);
+                }
+            }
+        }
+        if let Some(because) = failed {
+            self.state
+                .transition(s, Transition::Skipped { because }, now);
+            // The inputs it waits for must not make it ready.
+            return;
+        }
+        self.missing[s as usize] = missing;
+        if missing == 0 {
+            make_ready(&mut self.state, &mut self.ready, s, now);
+        }
+    }
+
+    /// The rules and tags hear of the tasks done since they last did; the rules whose
+    /// conditions now hold fire, in the order they came to hold.
+    fn settle(&mut self) {
+        loop {
+            let settled = core::mem::take(&mut self.state.settled);
+            for &v in &settled {
+                let status = self.state.records[v as usize].status();
+                let state = &self.state;
+                self.rules.done(v, status, |v| state.name(v).to_owned());
+            }
+            // Keep the queue's room.
+            let mut settled = settled;
+            settled.clear();
+            if self.state.settled.is_empty() {
+                self.state.settled = settled;
+            }
+            self.rules.settle();
+            let Some(r) = self.rules.due.pop_front() else {
+                if self.state.settled.is_empty() {
+                    return;
+                }
+                continue;
+            };
+            self.fire(r);
+        }
+    }
+
+    /// Rule `r`'s conditions hold: its body runs, and what it asks for is added if all of it
+    /// can be; otherwise the rule failed.
+    fn fire(&mut self, r: usize) {
+        let def = self.rules.all[r].def.clone();
+        if self.stopped {
+            let why = "the run was stopped before its conditions held".into();
+            return self.rules.fired(r, Fate::Never(why));
+        }
+        let mut pending = Pending::new(next_builder_id(), index(self.state.records.len()));
+        let view = View {
+            graph: &self.info.graph,
+            state: &self.state,
+            rules: &self.rules,
+            adder: &def.name,
+            adds: &def.adds,
+        };
+        let body = catch_unwind(AssertUnwindSafe(|| (def.body)(&mut pending, &view)));
+        self.now = Instant::now();
+        let now = self.now;
+        let rule = By::Rule(index(r), &def.name);
+        let fate = match body {
+            Ok(Ok(())) => match self.commit(rule, pending, now) {
+                Ok(()) => Fate::Fired,
+                Err(error) => Fate::Failed(Arc::new(error)),
+            },
+            Ok(Err(error)) => Fate::Failed(Arc::new(error)),
+            Err(payload) => Fate::Failed(Arc::new(panicked(&*payload))),
+        };
+        self.rules.fired(r, fate);
+    }
+
+    /// Nothing runs and nothing is ready: rules that wait for tasks can never fire now, and
+    /// giving up on them may settle tags that other rules wait for. Whether that made
+    /// something ready (the run goes on).
+    fn quiesce(&mut self) -> bool {
+        if !self.rules.waiting() {
+            return false;
+        }
+        for all in [false, true] {
+            let state = &self.state;
+            self.rules.give_up(all, |v| state.name(v).to_owned());
+            self.settle();
+            if self.ready.iter().any(|queue| !queue.is_empty()) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The value added task `v` had in the run this one repeats, if it completed there.
+    fn reused(&self, v: u32) -> Option<Value> {
+        if self.earlier.is_empty() {
+            return None;
+        }
+        self.earlier.get(self.state.name(v)).cloned()
     }
 
     /// Map task `v` cannot spread: it fails (its one attempt starting and failing at once).
@@ -766,14 +1115,18 @@ impl Scheduler {
             missing,
             state,
             stack,
+            waiters,
             ..
         } = self;
         let graph = &*info.graph;
-        let users = |state: &RunState, v: u32, stack: &mut Vec<u32>| {
+        let mut users = |state: &RunState, v: u32, stack: &mut Vec<u32>| {
             if !state.added.has(v) {
                 stack.extend_from_slice(graph.successors(v));
             }
             stack.extend(state.added.feeds(v));
+            if let Some(users) = waiters.remove(&v) {
+                stack.extend(users);
+            }
         };
         users(state, v, stack);
         while let Some(s) = stack.pop() {
@@ -790,6 +1143,7 @@ impl Scheduler {
 
     /// Cancels every task in flight and starts no other.
     fn stop(&mut self, now: Instant) {
+        self.stopped = true;
         let in_flight = core::mem::take(&mut self.in_flight);
         for task in &in_flight {
             self.state.transition(task.node, Transition::Cancelled, now);
@@ -819,6 +1173,7 @@ impl Scheduler {
         Report {
             base: self.info.graph.clone(),
             added: (!added.is_empty()).then(|| Box::new(added)),
+            rules: self.rules.records(),
             whole: std::sync::OnceLock::new(),
             key: state.key.clone(),
             values: core::mem::take(&mut state.values).into_boxed_slice(),

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::event::{Event, EventKind, TaskName};
 use crate::executor::Value;
 use crate::graph::{GraphInner, Node};
-use crate::grow::Added;
+use crate::grow::{Added, By};
 use crate::id::{RunKey, Status, TaskState};
 use crate::live::{RunStatus, Why};
 use crate::options::Observer;
@@ -104,6 +104,10 @@ pub(crate) struct RunState {
     done: usize,
     /// The tasks the run added to its graph.
     pub added: Added,
+    /// Whether the run's rules and tags hear of tasks that are done (through `settled`).
+    pub watch: bool,
+    /// Tasks done since the scheduler last looked, while `watch` is on.
+    pub settled: Vec<u32>,
 }
 
 impl RunState {
@@ -128,6 +132,8 @@ impl RunState {
             live: None,
             done: 0,
             added: Added::new(n),
+            watch: false,
+            settled: Vec::new(),
         }
     }
 
@@ -307,6 +313,9 @@ impl RunState {
         };
         if record.state.is_done() {
             self.done += 1;
+            if self.watch {
+                self.settled.push(v);
+            }
         }
         if !self.observers.is_empty() {
             self.tell(v, kind, now);
@@ -435,7 +444,7 @@ impl RunState {
         template: u32,
         name: impl FnOnce(&mut String),
         deps: &[u32],
-        by: u32,
+        by: By<'_>,
         feeds: u32,
         now: Instant,
     ) -> u32 {
@@ -450,7 +459,10 @@ impl RunState {
                 at: now,
                 kind: EventKind::Added {
                     task: self.task_name(v),
-                    by: self.task_name(by),
+                    by: match by {
+                        By::Task(by) => self.task_name(by),
+                        By::Rule(_, rule) => TaskName::text(rule),
+                    },
                 },
             };
             self.announce(&event);

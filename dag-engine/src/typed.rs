@@ -11,10 +11,16 @@ use std::sync::Arc;
 use crate::error::{BuildError, BuildProblem, InputError};
 use crate::executor::{Executors, Job, Placement, Value, BLOCKING, INLINE};
 use crate::graph::{
-    index, next_builder_id, Base, Call, DepTable, Graph, GraphInner, Names, Node, TaskOptions,
-    TypeInfo, Work,
+    index, next_builder_id, Base, Call, DepTable, Graph, GraphInner, Growing, Names, Node,
+    TaskOptions, TypeInfo, Work,
 };
+use crate::grow::map_work;
 use crate::id::Handle;
+use crate::rules::{NewName, NewTask, Pending, RuleDef, Step, View};
+
+mod growth;
+
+pub use growth::{GrowFn, Growth, Rule};
 
 /// A function that can be a task taking inputs `Args` (a tuple): implemented for every
 /// `Fn(A, B, ..) -> R` of up to 8 arguments that is `Send + Sync + 'static`.
@@ -161,6 +167,17 @@ macro_rules! tuples {
                 self($($a),+)
             }
         }
+
+        impl<Func, Out, P, $($A),+> GrowFn<P, ($($A,)+)> for Func
+        where
+            Func: Fn(&mut Growth<'_, P>, $($A),+) -> Out + Send + Sync + 'static,
+        {
+            type Output = Out;
+
+            fn call(&self, growth: &mut Growth<'_, P>, ($($a,)+): ($($A,)+)) -> Out {
+                self(growth, $($a),+)
+            }
+        }
     )+};
 }
 
@@ -183,6 +200,17 @@ where
 
     fn call(&self, (): ()) -> Out {
         self()
+    }
+}
+
+impl<Func, Out, P> GrowFn<P, ()> for Func
+where
+    Func: Fn(&mut Growth<'_, P>) -> Out + Send + Sync + 'static,
+{
+    type Output = Out;
+
+    fn call(&self, growth: &mut Growth<'_, P>, (): ()) -> Out {
+        self(growth)
     }
 }
 
@@ -237,6 +265,9 @@ pub struct GraphBuilder<P> {
     deps: DepTable,
     executors: Executors,
     problems: Vec<BuildProblem>,
+    /// Tags and declared tags.
+    growth: Growing,
+    rules: Vec<Arc<RuleDef>>,
     _param: PhantomData<fn(P)>,
 }
 
@@ -250,6 +281,8 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
             deps: DepTable::new(),
             executors: Executors::new(),
             problems: Vec::new(),
+            growth: Growing::default(),
+            rules: Vec::new(),
             _param: PhantomData,
         }
     }
@@ -275,13 +308,85 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         self.task().with_options(options)
     }
 
+    /// Starts a task with tag `tag`: rules can wait for the tasks with a tag
+    /// ([`When::settled`](crate::When::settled),
+    /// [`When::tagged_completed`](crate::When::tagged_completed)) and take them
+    /// ([`Growth::with_tag`]).
+    pub fn tagged(&mut self, tag: &str) -> TaskBuilder<'_, P> {
+        self.task().tagged(tag)
+    }
+
     fn task(&mut self) -> TaskBuilder<'_, P> {
         TaskBuilder {
-            builder: self,
+            target: Target::Graph(self),
             name: None,
             placement: None,
             options: TaskOptions::new(),
+            tags: Vec::new(),
+            adds: Vec::new(),
         }
+    }
+
+    /// Adds a growth step: a task that, once `deps` have their values, runs the synchronous
+    /// function `f` with them and a [`Growth`], through which it adds tasks (and rules) to
+    /// the run. Its value is what `f` returns.
+    ///
+    /// The step runs in the scheduling step where its last input arrives, on the run's own
+    /// task, and takes no room on any executor; the tasks it adds whose inputs are there start
+    /// in that same step. It never waits for what it added. If what it asked for cannot be
+    /// added (see [`Growth`]), or it panics, the step fails and adds nothing: its
+    /// descendants are skipped, the rest of the run goes on. A step is run once per run
+    /// (its options' retries do not apply).
+    ///
+    /// ```
+    /// use dagjoin::runtime::{GraphBuilder, Growth};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let mut g = GraphBuilder::<()>::new();
+    /// let pages = g.named("pages").add(|| async { 3_usize }, ());
+    /// let added = g.named("fetch_all").grow(
+    ///     |grow: &mut Growth<()>, pages: usize| {
+    ///         let fetched: Vec<_> = (0..pages)
+    ///             .map(|page| grow.named(format!("page{page}")).add(move || async move { page * 100 }, ()))
+    ///             .collect();
+    ///         grow.named("total").add(|pages: Vec<usize>| async move { pages.iter().sum::<usize>() }, fetched);
+    ///         pages
+    ///     },
+    ///     pages,
+    /// );
+    /// let report = g.build().unwrap().run(()).await;
+    /// assert_eq!(report.get(&added).unwrap(), &3);
+    /// assert_eq!(report.value::<usize>("total").unwrap(), &300);
+    /// assert_eq!(report.task("page2").unwrap().added_by(), Some("fetch_all"));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn grow<F, D, R>(&mut self, f: F, deps: D) -> Handle<R>
+    where
+        D: Deps,
+        F: GrowFn<P, D::Values, Output = R>,
+        R: Send + Sync + 'static,
+    {
+        self.task().grow(f, deps)
+    }
+
+    /// Adds a fallible growth step: like [`grow`](GraphBuilder::grow), for a step that
+    /// returns a `Result`; an `Err` fails it, and it adds nothing.
+    #[track_caller]
+    pub fn try_grow<F, D, R, E>(&mut self, f: F, deps: D) -> Handle<R>
+    where
+        D: Deps,
+        F: GrowFn<P, D::Values, Output = Result<R, E>>,
+        R: Send + Sync + 'static,
+        E: Into<anyhow::Error>,
+    {
+        self.task().try_grow(f, deps)
+    }
+
+    /// Adds `rule` to the graph: each run registers it when it starts (see [`Rule`]).
+    pub fn rule(&mut self, rule: Rule<P>) -> &mut Self {
+        self.rules.push(rule.erase());
+        self
     }
 
     /// Adds a task that runs `f` on the run's own task with the values of `deps` (`()`, a
@@ -425,13 +530,25 @@ impl<P: Send + Sync + 'static> GraphBuilder<P> {
         if !self.problems.is_empty() {
             return Err(BuildError::new(self.problems));
         }
-        Ok(Graph::from_inner(GraphInner::new(
+        let mut inner = GraphInner::new(
             self.id,
             self.nodes,
             self.names.into_table(),
             self.deps,
             self.executors,
-        )))
+        );
+        let problems: Vec<_> = self
+            .rules
+            .iter()
+            .flat_map(|rule| rule.check(&inner))
+            .collect();
+        if !problems.is_empty() {
+            return Err(BuildError::new(problems));
+        }
+        let mut growth = self.growth;
+        growth.rules = self.rules.into_iter().map(RuleDef::erased).collect();
+        inner.growth = growth.boxed();
+        Ok(Graph::from_inner(inner))
     }
 
     fn rename_node(&mut self, v: u32, name: &str) {
@@ -502,16 +619,53 @@ impl<P> fmt::Debug for GraphBuilder<P> {
 /// ```
 #[must_use = "a task is added by one of the `add` methods"]
 pub struct TaskBuilder<'g, P> {
-    builder: &'g mut GraphBuilder<P>,
+    target: Target<'g, P>,
     name: Option<String>,
     placement: Option<Placement>,
     options: TaskOptions,
+    tags: Vec<Arc<str>>,
+    adds: Vec<Arc<str>>,
 }
 
-impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
+/// What a [`TaskBuilder`] adds its task to.
+enum Target<'g, P> {
+    /// A graph being built.
+    Graph(&'g mut GraphBuilder<P>),
+    /// A run, by a growth step or a rule.
+    Growth(&'g mut Pending, &'g View<'g>),
+}
+
+impl<'g, P: Send + Sync + 'static> TaskBuilder<'g, P> {
+    /// A task that a growth step or rule adds.
+    pub(crate) fn growing(pending: &'g mut Pending, view: &'g View<'g>) -> Self {
+        Self {
+            target: Target::Growth(pending, view),
+            name: None,
+            placement: None,
+            options: TaskOptions::new(),
+            tags: Vec::new(),
+            adds: Vec::new(),
+        }
+    }
+
     /// Names the task.
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Gives the task tag `tag` (a task may have several). In a run that grows, only a step
+    /// or rule that declared the tag ([`adds`](TaskBuilder::adds), [`Rule::adds`]) may add
+    /// tasks with it.
+    pub fn tagged(mut self, tag: &str) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// For a growth step ([`grow`](TaskBuilder::grow)): declares that it may add tasks with
+    /// tag `tag`; the tag cannot settle until the step is done.
+    pub fn adds(mut self, tag: &str) -> Self {
+        self.adds.push(tag.into());
         self
     }
 
@@ -622,13 +776,9 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
             let future = f(item);
             Job::Async(Box::pin(async move { Ok(Arc::new(future.await) as Value) }))
         };
-        let spread = MapOf::<T, Fut::Output> {
-            job: Arc::new(job),
-            types: PhantomData,
-        };
         let result = is_result::<Fut::Output>();
         self.push::<F, Handle<Vec<T>>, Vec<Fut::Output>>(
-            Work::Spread(Arc::new(spread)),
+            map_work::<T, Fut::Output>(Arc::new(job)),
             INLINE,
             items,
             result,
@@ -654,11 +804,49 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
                 }
             }))
         };
-        let spread = MapOf::<T, U> {
-            job: Arc::new(job),
-            types: PhantomData,
+        self.push::<F, Handle<Vec<T>>, Vec<U>>(
+            map_work::<T, U>(Arc::new(job)),
+            INLINE,
+            items,
+            false,
+        )
+    }
+
+    /// Adds a growth step: see [`GraphBuilder::grow`].
+    #[track_caller]
+    pub fn grow<F, D, R>(self, f: F, deps: D) -> Handle<R>
+    where
+        D: Deps,
+        F: GrowFn<P, D::Values, Output = R>,
+        R: Send + Sync + 'static,
+    {
+        let work = move |call: Call<'_>, pending: &mut Pending, view: &View<'_>| {
+            let args = extract::<D>(call)?;
+            let mut growth = Growth::new(pending, view);
+            Ok(Arc::new(f.call(&mut growth, args)) as Value)
         };
-        self.push::<F, Handle<Vec<T>>, Vec<U>>(Work::Spread(Arc::new(spread)), INLINE, items, false)
+        let result = is_result::<R>();
+        self.push::<F, D, R>(Step::work(work), INLINE, deps, result)
+    }
+
+    /// Adds a fallible growth step: see [`GraphBuilder::try_grow`].
+    #[track_caller]
+    pub fn try_grow<F, D, R, E>(self, f: F, deps: D) -> Handle<R>
+    where
+        D: Deps,
+        F: GrowFn<P, D::Values, Output = Result<R, E>>,
+        R: Send + Sync + 'static,
+        E: Into<anyhow::Error>,
+    {
+        let work = move |call: Call<'_>, pending: &mut Pending, view: &View<'_>| {
+            let args = extract::<D>(call)?;
+            let mut growth = Growth::new(pending, view);
+            match f.call(&mut growth, args) {
+                Ok(value) => Ok(Arc::new(value) as Value),
+                Err(error) => Err(error.into()),
+            }
+        };
+        self.push::<F, D, R>(Step::work(work), INLINE, deps, false)
     }
 
     #[track_caller]
@@ -670,11 +858,29 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
         returns_result: bool,
     ) -> Handle<T> {
         let Self {
-            builder,
+            target,
             name,
             placement,
             options,
+            tags,
+            adds,
         } = self;
+        let builder = match target {
+            Target::Graph(builder) => builder,
+            Target::Growth(pending, view) => {
+                let task = GrownTask {
+                    work,
+                    default,
+                    name,
+                    placement,
+                    options,
+                    tags,
+                    adds,
+                    returns_result,
+                };
+                return task.push::<F, D, T>(pending, view, deps);
+            }
+        };
         let v = index(builder.nodes.len());
         builder.names.derive(Base::of::<F>(Location::caller()));
         if let Some(name) = &name {
@@ -713,6 +919,12 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
             None => default,
             Some(placement) => builder.executors.index(placement),
         };
+        for tag in tags {
+            builder.growth.tags.push((v, tag));
+        }
+        for tag in adds {
+            builder.growth.adds.push((v, tag));
+        }
         builder.nodes.push(Node {
             work: Some(work),
             executor,
@@ -720,6 +932,91 @@ impl<P: Send + Sync + 'static> TaskBuilder<'_, P> {
             output: TypeInfo::of::<T>(),
         });
         Handle::new(builder.id, v)
+    }
+}
+
+/// A task a growth step or rule adds, before its inputs are known.
+struct GrownTask {
+    work: Work,
+    default: u16,
+    name: Option<String>,
+    placement: Option<Placement>,
+    options: TaskOptions,
+    tags: Vec<Arc<str>>,
+    adds: Vec<Arc<str>>,
+    returns_result: bool,
+}
+
+impl GrownTask {
+    /// Adds the task to `pending`, its inputs found in the run: each problem is recorded, and
+    /// fails the step.
+    #[track_caller]
+    fn push<F, D: Deps, T: Any>(
+        self,
+        pending: &mut Pending,
+        view: &View<'_>,
+        deps: D,
+    ) -> Handle<T> {
+        let name = match self.name {
+            Some(name) => NewName::Given(name),
+            None => pending.derive(Base::of::<F>(Location::caller())),
+        };
+        let mut label = String::new();
+        Pending::write_name(&mut label, view.adder, &name);
+        let mut inputs = Vec::new();
+        let mut position = 0;
+        let mut problems = Vec::new();
+        sealed::Deps::handles(deps, &mut |builder, node| {
+            position += 1;
+            match view.resolve(pending, builder, node) {
+                Ok(v) => inputs.push(v),
+                Err(problem) => {
+                    problems.push(format!("input {position} of task `{label}` is {problem}"));
+                }
+            }
+        });
+        if self.returns_result {
+            problems.push(format!(
+                "task `{label}` returns a `{}`: add it with a `try_` method, so that an `Err` \
+                 fails it",
+                type_name::<T>()
+            ));
+        }
+        for tag in &self.tags {
+            if !view.adds.contains(tag) {
+                problems.push(format!(
+                    "task `{label}` has tag `{tag}`, which `{}` did not declare: declare it \
+                     with `adds(\"{tag}\")`",
+                    view.adder
+                ));
+            }
+        }
+        let executor = match &self.placement {
+            None => Some(self.default),
+            Some(placement) => view.graph.executors.find(placement),
+        };
+        let executor = executor.unwrap_or_else(|| {
+            problems.push(format!(
+                "task `{label}` runs on executor `{}`, which no task of the graph uses: a run \
+                 can only use the executors of its graph",
+                self.placement.as_ref().map_or("?", Placement::name)
+            ));
+            self.default
+        });
+        pending.problems.extend(problems);
+        let v = pending.push(NewTask {
+            node: Node {
+                work: Some(self.work),
+                executor,
+                options: self.options,
+                output: TypeInfo::of::<T>(),
+            },
+            name,
+            deps: inputs,
+            tags: self.tags,
+            adds: self.adds,
+        });
+        Handle::new(pending.id, v)
     }
 }
 
@@ -743,82 +1040,13 @@ fn extract<D: Deps>(call: Call<'_>) -> Result<D::Values, anyhow::Error> {
     let mut inputs = call.inputs();
     <D as sealed::Deps>::extract(&mut inputs).map_err(|(position, requested)| {
         // Handles make this unreachable; a mismatch is still an error, never a wrong value.
-        let graph = call.graph;
         let dep = call.deps.get(position).copied().unwrap_or(0);
-        // Added tasks are made with their inputs' types: only the graph's own reach here.
-        let name = |v: u32| {
-            graph
-                .names()
-                .try_get(v)
-                .unwrap_or("an added task")
-                .to_owned()
-        };
         InputError::TypeMismatch {
-            task: name(call.node),
-            dependency: name(dep),
+            task: call.name(call.node).to_owned(),
+            dependency: call.name(dep).to_owned(),
             requested,
-            actual: graph
-                .nodes
-                .get(dep as usize)
-                .map_or("?", |node| node.output.name),
+            actual: call.output(dep),
         }
         .into()
     })
-}
-
-/// A typed map: the job of each item, from the item.
-struct MapOf<T, U> {
-    job: Arc<dyn Fn(T) -> Job + Send + Sync>,
-    types: PhantomData<fn(T) -> U>,
-}
-
-impl<T, U> MapOf<T, U>
-where
-    T: Clone + Send + Sync + 'static,
-{
-    fn items(value: &Value) -> Result<&Vec<T>, anyhow::Error> {
-        value.downcast_ref::<Vec<T>>().ok_or_else(|| {
-            anyhow::anyhow!(
-                "a map's input is not the `Vec<{}>` it maps over",
-                type_name::<T>()
-            )
-        })
-    }
-}
-
-impl<T, U> crate::graph::Spread for MapOf<T, U>
-where
-    T: Clone + Send + Sync + 'static,
-    U: Clone + Send + Sync + 'static,
-{
-    fn width(&self, value: &Value) -> Result<usize, anyhow::Error> {
-        Self::items(value).map(Vec::len)
-    }
-
-    fn item(&self, source: u32, first: u32) -> Work {
-        let job = self.job.clone();
-        Work::new(move |call: Call<'_>| {
-            let items = call.values[source as usize]
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("a map item starts once its collection is there"))
-                .and_then(Self::items)?;
-            let item = items[(call.node - first) as usize].clone();
-            Ok(job(item))
-        })
-    }
-
-    fn item_output(&self) -> TypeInfo {
-        TypeInfo::of::<U>()
-    }
-
-    fn gather(&self, items: &mut dyn Iterator<Item = &Value>) -> Result<Value, anyhow::Error> {
-        let values = items
-            .map(|value| {
-                value.downcast_ref::<U>().cloned().ok_or_else(|| {
-                    anyhow::anyhow!("a map item's value is not a `{}`", type_name::<U>())
-                })
-            })
-            .collect::<Result<Vec<U>, _>>()?;
-        Ok(Arc::new(values) as Value)
-    }
 }
