@@ -4,8 +4,8 @@
 //! the same criterion run (`cargo bench --bench engine --features progress`). Shapes: a
 //! chain and a random DAG of about 3 edges per task, the extremes of `benches/peers`.
 //!
-//! `grown/*`: a run that adds 10,000 tasks as it goes (a map) against the static graph of the
-//! same shape (`cargo bench --bench engine -- grown`).
+//! `grown/*`: a run that adds 10,000 tasks as it goes (a map, a growth step, a rule) against
+//! the static graph of the same shape (`cargo bench --bench engine -- grown`).
 //!
 //! Built with `--features tracing` and no subscriber, the `none` rows measure what compiling
 //! in the spans costs: two builds back to back, the second against the first's baseline:
@@ -18,7 +18,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use dagjoin::runtime::{Graph, GraphBuilder, Handle, RunOptions};
+use dagjoin::runtime::{Graph, GraphBuilder, Growth, Handle, Rule, RunOptions, When};
 
 const TASKS: usize = 10_000;
 
@@ -121,6 +121,20 @@ fn observers(c: &mut Criterion) {
     }
 }
 
+/// Adds what the static graph of [`growth`] has after its list: a task per item and a sum.
+fn add_each(grow: &mut Growth<'_, ()>, list: Handle<std::sync::Arc<Vec<u64>>>) {
+    let each: Vec<Handle<u64>> = (0..TASKS)
+        .map(|i| {
+            grow.add(
+                move |list: std::sync::Arc<Vec<u64>>| async move { list[i] * 2 },
+                list,
+            )
+        })
+        .collect();
+    grow.named("sum")
+        .add(|v: Vec<u64>| async move { v.iter().sum::<u64>() }, each);
+}
+
 /// A run that grows to 10,000 tasks (a map over a collection of 10,000 items, then a sum)
 /// against the static graph of the same shape (10,000 tasks built each taking the producer's
 /// shared value and picking their item, then the same sum over their handles).
@@ -159,6 +173,33 @@ fn growth(c: &mut Criterion) {
     let grown = g.build().unwrap();
     group.bench_function(BenchmarkId::new("map", TASKS), |b| {
         b.iter(|| black_box(*rt.block_on(grown.run(())).get(&sum).unwrap()));
+    });
+
+    // The static graph's tasks, added by a growth step once the list is there, and by a rule.
+    let shared = move || async move { std::sync::Arc::new(items().await) };
+    let mut g = GraphBuilder::<()>::new();
+    let list = g.add(shared, ());
+    g.named("step").grow(
+        move |grow: &mut Growth<'_, ()>, _: std::sync::Arc<Vec<u64>>| add_each(grow, list),
+        list,
+    );
+    let stepped = g.build().unwrap();
+    group.bench_function(BenchmarkId::new("step", TASKS), |b| {
+        b.iter(|| black_box(*rt.block_on(stepped.run(())).value::<u64>("sum").unwrap()));
+    });
+
+    let mut g = GraphBuilder::<()>::new();
+    let list = g.add(shared, ());
+    g.rule(
+        Rule::new(When::completed(list), move |grow: &mut Growth<'_, ()>| {
+            add_each(grow, list);
+            Ok(())
+        })
+        .named("rule"),
+    );
+    let ruled = g.build().unwrap();
+    group.bench_function(BenchmarkId::new("rule", TASKS), |b| {
+        b.iter(|| black_box(*rt.block_on(ruled.run(())).value::<u64>("sum").unwrap()));
     });
     group.finish();
 }

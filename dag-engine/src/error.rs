@@ -349,6 +349,9 @@ impl fmt::Display for RunError {
                     write!(f, "`{name}` ({error:#}), ")?;
                 }
             }
+            if let ([(name, error)], true) = (&*self.rules, self.failures.is_empty()) {
+                return write!(f, "rule `{name}` failed: {error:#}");
+            }
             write!(f, "{} rules failed: ", self.rules.len())?;
             for (i, (name, error)) in self.rules.iter().enumerate() {
                 if i > 0 {
@@ -384,7 +387,12 @@ impl fmt::Debug for RunError {
             .entries(
                 self.failures
                     .iter()
-                    .map(|(name, error)| (name, format!("{error:#}"))),
+                    .map(|(name, error)| (name.to_string(), format!("{error:#}"))),
+            )
+            .entries(
+                self.rules
+                    .iter()
+                    .map(|(name, error)| (format!("rule {name}"), format!("{error:#}"))),
             )
             .finish()
     }

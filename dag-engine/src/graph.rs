@@ -10,6 +10,7 @@ use core::marker::PhantomData;
 use core::panic::Location;
 use core::time::Duration;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -471,12 +472,14 @@ pub(crate) struct GraphInner {
     /// The executors tasks run on, by index.
     pub executors: Executors,
     /// Task names to nodes (the parameter is not in it), made on the first lookup by name.
-    index: OnceLock<HashMap<Box<str>, u32>>,
+    index: OnceLock<NameIndex>,
     /// In the graph of a run's report, the task that added each task while the run went on
     /// (0 for the graph's own); empty for a graph that was built.
     pub added_by: Box<[u32]>,
     /// Whether a task's name ends with `]` (see [`has_bracketed_name`](Self::has_bracketed_name)).
     bracketed: OnceLock<bool>,
+    /// Whether a task's name has a `/` (see [`has_slashed_name`](Self::has_slashed_name)).
+    slashed: OnceLock<bool>,
     /// Tags, declared tags and rules, if the graph has any.
     pub growth: Option<Arc<Growing>>,
 }
@@ -553,6 +556,7 @@ impl GraphInner {
             index: OnceLock::new(),
             added_by: Box::new([]),
             bracketed: OnceLock::new(),
+            slashed: OnceLock::new(),
             growth: None,
         }
     }
@@ -572,6 +576,7 @@ impl GraphInner {
             index: self.index.clone(),
             added_by: self.added_by.clone(),
             bracketed: self.bracketed.clone(),
+            slashed: self.slashed.clone(),
             growth: self.growth.clone(),
         }
     }
@@ -605,9 +610,16 @@ impl GraphInner {
     /// The node of task `name`.
     pub fn lookup(&self, name: &str) -> Option<u32> {
         self.index
-            .get_or_init(|| self.names.index())
-            .get(name)
-            .copied()
+            .get_or_init(|| {
+                let mut names = NameIndex::default();
+                names.reserve(self.len());
+                for v in 1..self.len() {
+                    let v = index(v);
+                    names.insert(self.name(v), v, |v| self.name(v));
+                }
+                names
+            })
+            .get(name, |v| self.name(v))
     }
 
     /// The name of node `v`.
@@ -628,6 +640,14 @@ impl GraphInner {
             .get_or_init(|| (1..self.len()).any(|v| self.name(index(v)).ends_with(']')))
     }
 
+    /// Whether a task's name has a `/`, as the name a growth step derives for a task it adds
+    /// does: only then can such a name be a task's of the graph too.
+    pub fn has_slashed_name(&self) -> bool {
+        *self
+            .slashed
+            .get_or_init(|| (1..self.len()).any(|v| self.name(index(v)).contains('/')))
+    }
+
     /// Checks that `handle` comes from this graph's builder.
     pub fn check_handle<T>(&self, handle: &Handle<T>) -> Result<u32, ValueError> {
         if handle.builder == self.id {
@@ -640,6 +660,89 @@ impl GraphInner {
             })
         }
     }
+}
+
+/// Names to nodes, without a copy of each name: a map from a keyed 64-bit hash of the name
+/// to the node, whose name is read back where it is kept; a name whose hash another name has
+/// already is kept apart, whole (a collision of keyed hashes: never made on purpose).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NameIndex {
+    by_hash: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    apart: HashMap<Box<str>, u32>,
+}
+
+/// The hasher of keys that are hashes already.
+#[derive(Default)]
+pub(crate) struct Prehashed(u64);
+
+impl core::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed with it.
+        for &byte in bytes {
+            self.0 = (self.0 << 8) | u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+impl NameIndex {
+    /// Makes room for `more` names.
+    pub fn reserve(&mut self, more: usize) {
+        self.by_hash.reserve(more);
+    }
+
+    /// The node called `name`, the name of each node read with `name_of`.
+    pub fn get<'a>(&self, name: &str, name_of: impl Fn(u32) -> &'a str) -> Option<u32> {
+        match self.by_hash.get(&name_hash(name)) {
+            Some(&v) if name_of(v) == name => Some(v),
+            _ => self.apart.get(name).copied(),
+        }
+    }
+
+    /// Node `v` is called `name` (no other node is).
+    pub fn insert<'a>(&mut self, name: &str, v: u32, name_of: impl Fn(u32) -> &'a str) {
+        match self.by_hash.entry(name_hash(name)) {
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(v);
+            }
+            std::collections::hash_map::Entry::Occupied(entry) => {
+                debug_assert_ne!(name_of(*entry.get()), name, "names are checked to be free");
+                self.apart.insert(name.into(), v);
+            }
+        }
+    }
+}
+
+/// A fast hash of `name`, eight bytes at a time, keyed with a random key of the process (so
+/// that names cannot be chosen to collide) and mixed so that all its bits vary.
+pub(crate) fn name_hash(name: &str) -> u64 {
+    static KEY: OnceLock<u64> = OnceLock::new();
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let key = *KEY
+        .get_or_init(|| std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0_u64));
+    let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(K);
+    let bytes = name.as_bytes();
+    let mut words = bytes.chunks_exact(8);
+    let mut hash = mix(key, bytes.len() as u64);
+    for word in &mut words {
+        hash = mix(hash, u64::from_le_bytes(word.try_into().expect("8 bytes")));
+    }
+    let mut tail = [0_u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    hash = mix(hash, u64::from_le_bytes(tail));
+    // The finish of MurmurHash3: the map takes its buckets from the low bits.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
 }
 
 /// `v` as a node index.

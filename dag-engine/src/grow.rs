@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::executor::{Job, Value};
-use crate::graph::{AddedNodes, Call, GraphInner, Node, Spread, TypeInfo, Work};
+use crate::graph::{AddedNodes, Call, GraphInner, NameIndex, Node, Spread, TypeInfo, Work};
 
 /// What added a task to a run.
 #[derive(Clone, Copy, Debug)]
@@ -55,9 +55,11 @@ pub(crate) struct Added {
     steps: HashMap<u64, (u32, u32)>,
     step_order: Vec<(u32, u64)>,
     /// The tasks added by growth steps and rules, by name (map items are found by their map).
-    index: HashMap<Box<str>, u32>,
+    index: NameIndex,
     /// The rule (its index in the run) that added each task a rule added.
     pub rule_of: HashMap<u32, u32>,
+    /// Whether a task a step or rule added has a name that ends with `]`, as a map item's.
+    bracketed: bool,
 }
 
 impl Added {
@@ -181,12 +183,31 @@ impl Added {
     pub fn add_step(&mut self, id: u64, first: u32, count: u32) {
         self.steps.insert(id, (first, count));
         self.step_order.push((first, id));
+    }
+
+    /// Indexes the names of the tasks from `first` on, which a growth step or rule added and
+    /// checked to be free ([`lookup`](Added::lookup) finds them from now on).
+    pub fn index_since(&mut self, first: u32) {
+        let Self {
+            index, text, spans, ..
+        } = self;
+        let name = |v: u32| {
+            let (start, end) = spans[(v - self.base) as usize];
+            &text[start as usize..end as usize]
+        };
+        let count = (self.base + crate::graph::index(spans.len())).saturating_sub(first);
+        index.reserve(count as usize);
         for v in first..first + count {
-            let at = (v - self.base) as usize;
-            let (start, end) = self.spans[at];
-            self.index
-                .insert(self.text[start as usize..end as usize].into(), v);
+            let name_of_v = name(v);
+            self.bracketed |= name_of_v.ends_with(']');
+            index.insert(name_of_v, v, name);
         }
+    }
+
+    /// Whether a task a step or rule added has a name that ends with `]`: only then can a
+    /// map's item be called like it.
+    pub fn has_bracketed_name(&self) -> bool {
+        self.bracketed
     }
 
     /// The tasks the growth step or rule with handle id `id` added.
@@ -206,7 +227,7 @@ impl Added {
     /// The added task called `name`: one a step or rule added, or a map's item (`map[i]`),
     /// whatever added the map.
     pub fn lookup(&self, name: &str) -> Option<u32> {
-        if let Some(&v) = self.index.get(name) {
+        if let Some(v) = self.index.get(name, |v| self.name(v)) {
             return Some(v);
         }
         let (map, item) = name.strip_suffix(']')?.rsplit_once('[')?;

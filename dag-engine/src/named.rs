@@ -58,6 +58,8 @@ pub struct NamedGraphBuilder<P = ()> {
     deps: Vec<(String, Vec<String>)>,
     /// `options` calls, in order.
     options: Vec<(String, TaskOptions)>,
+    /// Each map and the task whose collection it spreads over (its first input).
+    map_items: Vec<(String, String)>,
     /// `tag` and `adds` calls, in order: the task, the tag, and whether it is declared.
     tags: Vec<(String, Arc<str>, bool)>,
     rules: Vec<Arc<RuleDef>>,
@@ -96,6 +98,7 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
             by_name: HashMap::new(),
             deps: Vec::new(),
             options: Vec::new(),
+            map_items: Vec::new(),
             tags: Vec::new(),
             rules: Vec::new(),
             problems: Vec::new(),
@@ -238,7 +241,7 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
                 async move { Ok(Arc::new(future.await?) as Value) },
             ))
         };
-        self.deps.push((name.clone(), vec![items.to_owned()]));
+        self.map_items.push((name.clone(), items.to_owned()));
         self.push(
             name,
             crate::grow::map_work::<T, U>(Arc::new(job)),
@@ -285,13 +288,18 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
             id,
             tasks,
             by_name,
-            deps,
+            mut deps,
             options,
+            map_items,
             tags,
             rules,
             mut problems,
             _param,
         } = self;
+        // A map's collection is its first input, whatever `depends` said before.
+        for (at, (map, items)) in map_items.into_iter().enumerate() {
+            deps.insert(at, (map, vec![items]));
+        }
         let mut nodes = Vec::with_capacity(tasks.len() + 1);
         let mut names = NameTable::new();
         let mut executors = Executors::new();

@@ -78,8 +78,19 @@ impl Report {
     /// If the handle comes from another graph's builder, or the task has no value (it
     /// failed, was skipped, ...).
     pub fn get<T: Any>(&self, handle: &Handle<T>) -> Result<&T, ValueError> {
-        let v = self.base.check_handle(handle)?;
-        self.typed(v)
+        self.typed(self.handle(handle)?)
+    }
+
+    /// The node behind `handle`: of the graph, or made by a growth step or rule of this run.
+    fn handle<T>(&self, handle: &Handle<T>) -> Result<u32, ValueError> {
+        let added = self
+            .added
+            .as_ref()
+            .and_then(|added| added.step(handle.builder));
+        match added {
+            Some(tasks) if tasks.contains(&handle.index) => Ok(handle.index),
+            _ => self.base.check_handle(handle),
+        }
     }
 
     /// The value of task `name`.
@@ -110,7 +121,7 @@ impl Report {
     ///
     /// If the handle comes from another graph's builder, or is the parameter's.
     pub fn task_of<T>(&self, handle: &Handle<T>) -> Result<TaskReport<'_>, ValueError> {
-        match self.base.check_handle(handle)? {
+        match self.handle(handle)? {
             0 => Err(ValueError::UnknownTask {
                 name: "param".to_owned(),
             }),
@@ -260,9 +271,12 @@ impl Report {
         }
     }
 
+    /// The node of task `name`: found in the graph the run started from, then among the
+    /// tasks it added (without joining the two).
     fn node(&self, name: &str) -> Result<u32, ValueError> {
-        self.graph()
+        self.base
             .lookup(name)
+            .or_else(|| self.added.as_ref()?.lookup(name))
             .ok_or_else(|| ValueError::UnknownTask {
                 name: name.to_owned(),
             })
@@ -346,6 +360,14 @@ impl fmt::Display for Report {
                 _ => "failed",
             };
             write!(f, "\nskipped: `{}`, after `{because}` {how}", task.name())?;
+        }
+        for rule in self.rules() {
+            if let Some(error) = rule.error() {
+                write!(f, "\nrule failed: `{}`: {error:#}", rule.name())?;
+            } else if let Some(why) = rule.why_not() {
+                let required = if rule.required() { " (required)" } else { "" };
+                write!(f, "\nrule did not fire{required}: `{}`: {why}", rule.name())?;
+            }
         }
         if f.alternate() {
             f.write_str("\ntasks:")?;

@@ -241,6 +241,8 @@ pub(crate) struct RuleRecord {
 /// A rule of a run: its definition, its unmet conditions and what became of it.
 pub(crate) struct RuleRun {
     pub def: Arc<RuleDef>,
+    /// Its name in the run: its own, made unique with `#2`, `#3`, .. if another rule has it.
+    pub name: Box<str>,
     unmet: usize,
     pub fate: Fate,
     /// What it waits for, in words, per unmet condition (for the report of an unfired rule).
@@ -278,6 +280,8 @@ pub(crate) struct Rules {
     watching: HashMap<u32, Vec<usize>>,
     /// Rules whose conditions all hold, in the order they came to.
     pub due: VecDeque<usize>,
+    /// How many rules of the run have each name.
+    names: HashMap<Box<str>, u32>,
     /// Tags whose counts changed, to check for settling.
     touched: Vec<Arc<str>>,
 }
@@ -374,8 +378,10 @@ impl Rules {
             unmet += 1;
             waits.push((atom, node));
         }
+        let name = self.unique(&def.name);
         self.all.push(RuleRun {
             def,
+            name,
             unmet,
             fate: Fate::Waiting,
             waits,
@@ -390,7 +396,9 @@ impl Rules {
 
     /// Task `v` is done with `status`: the rules waiting for it, and its tags, learn of it.
     pub fn done(&mut self, v: u32, status: Status, name: impl Fn(u32) -> String) {
-        if let Some(rules) = self.watching.remove(&v) {
+        // Most runs watch few tasks: an empty map is not even hashed into.
+        let watchers = (!self.watching.is_empty()).then(|| self.watching.remove(&v));
+        if let Some(rules) = watchers.flatten() {
             for r in rules {
                 if status == Status::Completed {
                     self.met(r);
@@ -399,7 +407,8 @@ impl Rules {
                 }
             }
         }
-        if let Some(tags) = self.tags_of.remove(&v) {
+        let tags = (!self.tags_of.is_empty()).then(|| self.tags_of.remove(&v));
+        if let Some(tags) = tags.flatten() {
             for tag in tags {
                 let state = self.tags.get_mut(&tag).expect("a task's tags are known");
                 state.unsettled -= 1;
@@ -421,7 +430,8 @@ impl Rules {
                 self.touched.push(tag);
             }
         }
-        if let Some(tags) = self.sources.remove(&v) {
+        let sources = (!self.sources.is_empty()).then(|| self.sources.remove(&v));
+        if let Some(tags) = sources.flatten() {
             self.close(&tags);
         }
     }
@@ -515,12 +525,25 @@ impl Rules {
 
     /// Registers rule `def` as failed at once with `error` (it named a task the run lacks).
     pub fn failed(&mut self, def: Arc<RuleDef>, error: anyhow::Error) {
+        let name = self.unique(&def.name);
         self.all.push(RuleRun {
             def,
+            name,
             unmet: 0,
             fate: Fate::Failed(Arc::new(error)),
             waits: Vec::new(),
         });
+    }
+
+    /// `name`, or if a rule of the run has it, `name#2`, `name#3`, ..
+    fn unique(&mut self, name: &str) -> Box<str> {
+        let count = self.names.entry(name.into()).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            name.into()
+        } else {
+            format!("{name}#{count}").into()
+        }
     }
 
     /// The tags growth step `v` declared.
@@ -540,7 +563,7 @@ impl Rules {
         self.all
             .iter()
             .map(|rule| RuleRecord {
-                name: rule.def.name.clone(),
+                name: rule.name.clone(),
                 required: rule.def.required,
                 fate: match &rule.fate {
                     Fate::Waiting if rule.unmet == 0 => {
@@ -604,11 +627,17 @@ pub(crate) struct Pending {
     /// The node of the first task it adds.
     pub first: u32,
     pub tasks: Vec<NewTask>,
+    /// The inputs of all its tasks, one after the other.
+    pub deps: Vec<u32>,
+    /// The tasks whose values it read (through a shared `Growth`).
+    pub reads: core::cell::RefCell<Vec<u32>>,
     pub rules: Vec<Arc<RuleDef>>,
     /// What is wrong with what it asked for: each fails the step.
     pub problems: Vec<String>,
-    /// The next suffix of each derived name.
+    /// The next suffix of each derived name, and of the last base apart (tasks added in a loop
+    /// share it, and skip the map).
     suffixes: HashMap<Base, u32>,
+    last: Option<(Base, u32)>,
     /// The names given in this step, to find the tasks a named dependency means.
     given: HashMap<String, u32>,
 }
@@ -617,7 +646,8 @@ pub(crate) struct Pending {
 pub(crate) struct NewTask {
     pub node: Node,
     pub name: NewName,
-    pub deps: Vec<u32>,
+    /// Its inputs, in [`Pending::deps`].
+    pub deps: core::ops::Range<u32>,
     pub tags: Vec<Arc<str>>,
     /// For a growth step: the tags it declares.
     pub adds: Vec<Arc<str>>,
@@ -636,9 +666,12 @@ impl Pending {
             id,
             first,
             tasks: Vec::new(),
+            deps: Vec::new(),
+            reads: core::cell::RefCell::new(Vec::new()),
             rules: Vec::new(),
             problems: Vec::new(),
             suffixes: HashMap::new(),
+            last: None,
             given: HashMap::new(),
         }
     }
@@ -660,10 +693,17 @@ impl Pending {
 
     /// A name for the next task, derived from `base`.
     pub fn derive(&mut self, base: Base) -> NewName {
-        let next = self.suffixes.entry(base).or_insert(1);
-        let name = NewName::Derived(base, *next);
-        *next += 1;
-        name
+        let next = match self.last {
+            Some((last, next)) if last == base => next,
+            _ => {
+                if let Some((last, next)) = self.last.take() {
+                    self.suffixes.insert(last, next);
+                }
+                self.suffixes.remove(&base).unwrap_or(1)
+            }
+        };
+        self.last = Some((base, next + 1));
+        NewName::Derived(base, next)
     }
 
     /// Writes the name of `task`, added by `adder`.
@@ -692,12 +732,18 @@ pub(crate) struct View<'r> {
 
 impl View<'_> {
     /// The node of the task behind a handle from `builder` with index `index`: a task of the
-    /// graph, one the run added, or one `pending` adds.
-    pub fn resolve(&self, pending: &Pending, builder: u64, index: u32) -> Result<u32, String> {
+    /// graph, one the run added, or one of `adding` that the step with handle id `id` adds.
+    pub fn resolve(
+        &self,
+        id: u64,
+        adding: core::ops::Range<u32>,
+        builder: u64,
+        index: u32,
+    ) -> Result<u32, String> {
         let found = if builder == self.graph.id {
             (index as usize) < self.graph.len()
-        } else if builder == pending.id {
-            (pending.first..pending.next()).contains(&index)
+        } else if builder == id {
+            adding.contains(&index)
         } else {
             self.state
                 .added
@@ -737,6 +783,13 @@ impl View<'_> {
 
     /// The value of node `v`, typed.
     pub fn value<T: Any>(&self, v: u32) -> Result<&T, ValueError> {
+        if v as usize >= self.state.values.len() {
+            // A task this step adds: it has not run.
+            return Err(ValueError::NoValue {
+                task: format!("a task `{}` adds", self.adder),
+                status: Status::NotRun,
+            });
+        }
         let name = || self.state.name(v).to_owned();
         let value = self.state.values[v as usize]
             .as_ref()

@@ -19,7 +19,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -37,7 +37,7 @@ use crate::id::{Attempt, RunKey, Status, TaskState};
 use crate::live::RunStatus;
 use crate::options::{CancelHandle, Deadline, RunOptions};
 use crate::report::Report;
-use crate::rules::{Fate, NewTask, Pending, RuleDef, Rules, Step, View};
+use crate::rules::{Fate, NewName, NewTask, Pending, RuleDef, Rules, Step, View};
 use crate::scope::{enter_run, enter_task, scoped, RunInfo};
 use crate::state::{Origin, RunState, Transition};
 
@@ -266,7 +266,7 @@ struct Scheduler {
     /// rules or tags to tell): [`completed_added`](Scheduler::completed_added) then runs.
     growing: bool,
     /// The added tasks waiting for each input that had no value when they were added.
-    waiters: HashMap<u32, Vec<u32>>,
+    waiters: Waiters,
     /// See [`Start::earlier`].
     earlier: HashMap<Box<str>, Value>,
     /// Whether the run was stopped: rules no longer fire.
@@ -348,7 +348,7 @@ impl Scheduler {
             stack: Vec::new(),
             rules: Rules::default(),
             growing: false,
-            waiters: HashMap::new(),
+            waiters: Waiters::default(),
             earlier: HashMap::new(),
             stopped: false,
         }
@@ -670,8 +670,10 @@ impl Scheduler {
     /// completed: out of line, so that a run that adds nothing does not carry it.
     #[inline(never)]
     fn completed_added(&mut self, v: u32, now: Instant) {
-        if let Some(users) = self.waiters.remove(&v) {
-            for s in users {
+        let mut next = self.waiters.take(v);
+        while let Some((s, after)) = self.waiters.next(next) {
+            next = after;
+            {
                 let missing = &mut self.missing[s as usize];
                 if *missing != NOT_WAITING {
                     *missing -= 1;
@@ -737,6 +739,8 @@ impl Scheduler {
         self.state.reserve(width, width * (map_name.len() + 12));
         self.missing.reserve(width);
         let mut waiting = width;
+        // Items are reused only if their collection is.
+        let reuse = self.unchanged(source);
         for i in 0..width {
             let s = self.state.add(
                 item,
@@ -746,8 +750,8 @@ impl Scheduler {
                 v,
                 now,
             );
-            if let Some(value) = self.reused(s) {
-                // The run this one repeats completed the item already.
+            if let Some(value) = self.reused(s, reuse) {
+                // The run this one repeats completed the item already, from the same list.
                 self.missing.push(NOT_WAITING);
                 self.state
                     .transition(s, Transition::Given(value, Origin::Reused), now);
@@ -847,14 +851,12 @@ impl Scheduler {
             id,
             first,
             tasks,
+            deps,
             rules,
+            reads,
             mut problems,
             ..
         } = pending;
-        let adder = match by {
-            By::Task(v) => self.state.name(v).to_owned(),
-            By::Rule(_, name) => name.to_owned(),
-        };
         let total = self.state.records.len() - 1;
         if tasks.len() > self.max_tasks.saturating_sub(total) {
             problems.push(format!(
@@ -864,34 +866,32 @@ impl Scheduler {
                 self.max_tasks
             ));
         }
-        // The names, each checked against the graph's, the run's and the step's own.
-        let mut names: Vec<String> = Vec::with_capacity(tasks.len());
-        let mut own = HashSet::with_capacity(tasks.len());
-        for task in &tasks {
-            let mut name = String::new();
-            Pending::write_name(&mut name, &adder, &task.name);
-            let taken = self.info.graph.lookup(&name).is_some()
-                || self.state.added.lookup(&name).is_some()
-                || !own.insert(name.clone());
-            if taken {
-                problems.push(format!(
-                    "it adds a task called `{name}`, a name another task has: name it otherwise"
-                ));
-            }
-            names.push(name);
-        }
+        // What it adds may declare only tags it declared itself: those cannot have settled.
+        let declared = match by {
+            By::Task(v) => self.rules.declared(v),
+            By::Rule(r, _) => self.rules.all[r as usize].def.adds.to_vec(),
+        };
         for tag in tasks
             .iter()
             .flat_map(|task| &task.adds)
             .chain(rules.iter().flat_map(|rule| &*rule.adds))
         {
-            if self.rules.is_settled(tag) {
+            if !declared.contains(tag) {
                 problems.push(format!(
-                    "it declares tag `{tag}` for what it adds, but the tag has settled: no task \
-                     with it can be added any more"
+                    "what it adds declares tag `{tag}`, which it did not declare itself: \
+                     declare it with `adds(\"{tag}\")`"
                 ));
             }
         }
+        // Its tasks may reuse the values of the run this one repeats only if what it read is
+        // the same as there.
+        let reuse = !self.earlier.is_empty()
+            && reads.borrow().iter().all(|&v| self.unchanged(v))
+            && match by {
+                By::Task(v) => self.state.deps(v).iter().all(|&d| self.unchanged(d)),
+                By::Rule(..) => true,
+            };
+        let names = self.check_names(by, &tasks, &mut problems);
         if !problems.is_empty() {
             let mut message = String::from("it cannot grow the graph: ");
             message.push_str(&problems.join("; "));
@@ -904,13 +904,16 @@ impl Scheduler {
             || !rules.is_empty();
         let count = index(tasks.len());
         let names_from = self.state.added.text_len();
-        self.state
-            .reserve(tasks.len(), names.iter().map(String::len).sum());
+        self.state.reserve(tasks.len(), names.0.len());
         self.missing.reserve(tasks.len());
-        for (task, name) in tasks.into_iter().zip(&names) {
-            self.add_grown(task, name, by, now);
+        let (text, spans) = &names;
+        for (task, &(start, end)) in tasks.into_iter().zip(spans) {
+            let name = &text[start as usize..end as usize];
+            let inputs = &deps[task.deps.start as usize..task.deps.end as usize];
+            self.add_grown(task, name, inputs, by, reuse, now);
         }
         self.state.added.add_step(id, first, count);
+        self.state.added.index_since(first);
         let (text, spans) = self.state.added.names_since(names_from, first);
         self.info.add_names(text, spans);
         for rule in rules {
@@ -919,13 +922,77 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Adds `task`, called `name`, on behalf of `by`: ready if its inputs are there, skipped
-    /// if one of them failed, given its value if the run this one repeats completed it.
-    fn add_grown(&mut self, task: NewTask, name: &str, by: By<'_>, now: Instant) {
+    /// Writes the names of `tasks` (added by `by`) and checks that no other task has one of
+    /// them, each problem in `problems`: the names, one after the other, and their spans.
+    fn check_names(
+        &self,
+        by: By<'_>,
+        tasks: &[NewTask],
+        problems: &mut Vec<String>,
+    ) -> (String, Vec<(u32, u32)>) {
+        let adder = match by {
+            By::Task(v) => self.state.name(v),
+            By::Rule(_, name) => name,
+        };
+        let mut text = String::new();
+        let mut spans = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let start = text.len();
+            Pending::write_name(&mut text, adder, &task.name);
+            spans.push((index(start), index(text.len())));
+        }
+        let graph = &*self.info.graph;
+        // A derived name has a `/`: only a graph with such a name can have it too.
+        let slashed = graph.has_slashed_name();
+        let name = |k: usize| {
+            let (start, end) = spans[k];
+            &text[start as usize..end as usize]
+        };
+        // Derived names differ from each other (each base has its own suffixes): only given
+        // names can be taken twice in one step, or be a derived one.
+        let given = tasks
+            .iter()
+            .filter(|task| matches!(task.name, NewName::Given(_)))
+            .count();
+        let mut own = crate::graph::NameIndex::default();
+        for (k, task) in tasks.iter().enumerate() {
+            let derived = matches!(task.name, NewName::Derived(..));
+            let this = name(k);
+            let in_step = given > 0 && {
+                let taken = own.get(this, |k| name(k as usize)).is_some();
+                if !taken {
+                    own.insert(this, index(k), |k| name(k as usize));
+                }
+                taken
+            };
+            if in_step
+                || ((!derived || slashed) && graph.lookup(this).is_some())
+                || self.state.added.lookup(this).is_some()
+            {
+                problems.push(format!(
+                    "it adds a task called `{this}`, a name another task has: name it otherwise"
+                ));
+            }
+        }
+        (text, spans)
+    }
+
+    /// Adds `task`, called `name`, with inputs `deps`, on behalf of `by`: ready if its inputs
+    /// are there, skipped if one of them failed, given its value if the run this one repeats
+    /// completed it.
+    fn add_grown(
+        &mut self,
+        task: NewTask,
+        name: &str,
+        deps: &[u32],
+        by: By<'_>,
+        reuse: bool,
+        now: Instant,
+    ) {
         let template = self.state.added.template(task.node);
         let s = self
             .state
-            .add(template, |text| text.push_str(name), &task.deps, by, 0, now);
+            .add(template, |text| text.push_str(name), deps, by, 0, now);
         for tag in &task.tags {
             self.rules.tag_task(s, tag);
         }
@@ -933,27 +1000,27 @@ impl Scheduler {
             self.rules.source(s, &task.adds);
         }
         self.missing.push(NOT_WAITING);
-        if let Some(value) = self.reused(s) {
+        if let Some(value) = self.reused(s, reuse) {
             self.state
                 .transition(s, Transition::Given(value, Origin::Reused), now);
             return;
         }
         let mut missing = 0;
         let mut failed = None;
-        for &d in &task.deps {
+        for &d in deps {
             match self.state.records[d as usize].state {
                 TaskState::Done(Status::Completed) => {}
                 TaskState::Done(_) => failed = failed.or(Some(d)),
                 _ => {
                     missing += 1;
-                    self.waiters.entry(d).or_default().push(s);
+                    self.waiters.push(d, s);
                 }
             }
         }
         if let Some(because) = failed {
             self.state
                 .transition(s, Transition::Skipped { because }, now);
-            // The inputs it waits for must not make it ready.
+            // The inputs it waits for find it skipped, not waiting.
             return;
         }
         self.missing[s as usize] = missing;
@@ -993,6 +1060,7 @@ impl Scheduler {
     /// can be; otherwise the rule failed.
     fn fire(&mut self, r: usize) {
         let def = self.rules.all[r].def.clone();
+        let name = self.rules.all[r].name.clone();
         if self.stopped {
             let why = "the run was stopped before its conditions held".into();
             return self.rules.fired(r, Fate::Never(why));
@@ -1002,13 +1070,13 @@ impl Scheduler {
             graph: &self.info.graph,
             state: &self.state,
             rules: &self.rules,
-            adder: &def.name,
+            adder: &name,
             adds: &def.adds,
         };
         let body = catch_unwind(AssertUnwindSafe(|| (def.body)(&mut pending, &view)));
         self.now = Instant::now();
         let now = self.now;
-        let rule = By::Rule(index(r), &def.name);
+        let rule = By::Rule(index(r), &name);
         let fate = match body {
             Ok(Ok(())) => match self.commit(rule, pending, now) {
                 Ok(()) => Fate::Fired,
@@ -1038,12 +1106,29 @@ impl Scheduler {
         false
     }
 
-    /// The value added task `v` had in the run this one repeats, if it completed there.
-    fn reused(&self, v: u32) -> Option<Value> {
-        if self.earlier.is_empty() {
+    /// The value added task `v` had in the run this one repeats, if it completed there and
+    /// may be reused: `reuse` says whether what added it read only values that are the same as
+    /// there, and its inputs must be too. A growth step is never reused: it runs again to add
+    /// its tasks again.
+    fn reused(&self, v: u32, reuse: bool) -> Option<Value> {
+        if !reuse || self.earlier.is_empty() {
             return None;
         }
-        self.earlier.get(self.state.name(v)).cloned()
+        let node = self.state.node(v);
+        if matches!(node.work, Some(Work::Grow(_)))
+            || !self.state.deps(v).iter().all(|&d| self.unchanged(d))
+        {
+            return None;
+        }
+        let value = self.earlier.get(self.state.name(v))?;
+        let inner: &(dyn core::any::Any + Send + Sync) = &**value;
+        (inner.type_id() == node.output.id).then(|| value.clone())
+    }
+
+    /// Whether node `v` has the value it had in the run this one repeats (the parameter is
+    /// taken as the same, as for the graph's own tasks).
+    fn unchanged(&self, v: u32) -> bool {
+        v == 0 || self.state.records[v as usize].origin == Origin::Reused
     }
 
     /// Map task `v` cannot spread: it fails (its one attempt starting and failing at once).
@@ -1058,17 +1143,19 @@ impl Scheduler {
     /// here, and only in a graph with a name that could be an item's).
     fn clash(&self, map: &str, width: usize) -> Option<anyhow::Error> {
         let graph = &*self.info.graph;
-        if !graph.has_bracketed_name() {
+        let added = &self.state.added;
+        if !graph.has_bracketed_name() && !added.has_bracketed_name() {
             return None;
         }
         let mut name = String::new();
         (0..width).find_map(|i| {
             name.clear();
             item_name(&mut name, map, i);
-            graph.lookup(&name).map(|_| {
+            let taken = graph.lookup(&name).is_some() || added.lookup(&name).is_some();
+            taken.then(|| {
                 anyhow::anyhow!(
-                    "its item {i} would be called `{name}`, the name of a task of the graph: \
-                     rename one of them"
+                    "its item {i} would be called `{name}`, the name of another task: rename \
+                     one of them"
                 )
             })
         })
@@ -1124,8 +1211,10 @@ impl Scheduler {
                 stack.extend_from_slice(graph.successors(v));
             }
             stack.extend(state.added.feeds(v));
-            if let Some(users) = waiters.remove(&v) {
-                stack.extend(users);
+            let mut next = waiters.take(v);
+            while let Some((s, after)) = waiters.next(next) {
+                stack.push(s);
+                next = after;
             }
         };
         users(state, v, stack);
@@ -1202,6 +1291,42 @@ fn make_ready(state: &mut RunState, ready: &mut [VecDeque<u32>], v: u32, now: In
     let placement = state.placement(v);
     state.transition(v, Transition::Ready, now);
     ready[usize::from(placement)].push_back(v);
+}
+
+/// The added tasks waiting for each input: per node, a list threaded through one array, so
+/// that an input with many waiting users costs no allocation of its own.
+#[derive(Default)]
+struct Waiters {
+    /// Per node, its first edge (`NONE`: none).
+    head: Vec<u32>,
+    /// Each edge: the waiting task, and the next edge of the same input.
+    edges: Vec<(u32, u32)>,
+}
+
+impl Waiters {
+    const NONE: u32 = u32::MAX;
+
+    /// Task `user` waits for `input`.
+    fn push(&mut self, input: u32, user: u32) {
+        let at = input as usize;
+        if at >= self.head.len() {
+            self.head.resize(at + 1, Self::NONE);
+        }
+        self.edges.push((user, self.head[at]));
+        self.head[at] = index(self.edges.len() - 1);
+    }
+
+    /// The first edge of the tasks waiting for `input`, which no longer has any.
+    fn take(&mut self, input: u32) -> u32 {
+        self.head
+            .get_mut(input as usize)
+            .map_or(Self::NONE, |head| core::mem::replace(head, Self::NONE))
+    }
+
+    /// The task of edge `edge` and the next edge, if `edge` is one.
+    fn next(&self, edge: u32) -> Option<(u32, u32)> {
+        self.edges.get(edge as usize).copied()
+    }
 }
 
 /// Writes the name of item `i` of the map called `map`: `map[i]`.

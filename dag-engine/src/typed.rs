@@ -961,32 +961,43 @@ impl GrownTask {
             Some(name) => NewName::Given(name),
             None => pending.derive(Base::of::<F>(Location::caller())),
         };
-        let mut label = String::new();
-        Pending::write_name(&mut label, view.adder, &name);
-        let mut inputs = Vec::new();
-        let mut position = 0;
+        // The task's name for a message: written only if there is one to write.
+        let label = |name: &NewName| {
+            let mut label = String::new();
+            Pending::write_name(&mut label, view.adder, name);
+            label
+        };
         let mut problems = Vec::new();
+        let (id, added) = (pending.id, pending.first..pending.next());
+        let start = pending.deps.len();
+        let mut position = 0;
         sealed::Deps::handles(deps, &mut |builder, node| {
             position += 1;
-            match view.resolve(pending, builder, node) {
-                Ok(v) => inputs.push(v),
-                Err(problem) => {
-                    problems.push(format!("input {position} of task `{label}` is {problem}"));
-                }
+            match view.resolve(id, added.clone(), builder, node) {
+                Ok(v) => pending.deps.push(v),
+                Err(problem) => problems.push((position, problem)),
             }
         });
+        let mut problems: Vec<String> = problems
+            .into_iter()
+            .map(|(position, problem)| {
+                format!("input {position} of task `{}` is {problem}", label(&name))
+            })
+            .collect();
         if self.returns_result {
             problems.push(format!(
-                "task `{label}` returns a `{}`: add it with a `try_` method, so that an `Err` \
+                "task `{}` returns a `{}`: add it with a `try_` method, so that an `Err` \
                  fails it",
+                label(&name),
                 type_name::<T>()
             ));
         }
         for tag in &self.tags {
             if !view.adds.contains(tag) {
                 problems.push(format!(
-                    "task `{label}` has tag `{tag}`, which `{}` did not declare: declare it \
+                    "task `{}` has tag `{tag}`, which `{}` did not declare: declare it \
                      with `adds(\"{tag}\")`",
+                    label(&name),
                     view.adder
                 ));
             }
@@ -997,13 +1008,15 @@ impl GrownTask {
         };
         let executor = executor.unwrap_or_else(|| {
             problems.push(format!(
-                "task `{label}` runs on executor `{}`, which no task of the graph uses: a run \
+                "task `{}` runs on executor `{}`, which no task of the graph uses: a run \
                  can only use the executors of its graph",
+                label(&name),
                 self.placement.as_ref().map_or("?", Placement::name)
             ));
             self.default
         });
         pending.problems.extend(problems);
+        let deps = index(start)..index(pending.deps.len());
         let v = pending.push(NewTask {
             node: Node {
                 work: Some(self.work),
@@ -1012,7 +1025,7 @@ impl GrownTask {
                 output: TypeInfo::of::<T>(),
             },
             name,
-            deps: inputs,
+            deps,
             tags: self.tags,
             adds: self.adds,
         });

@@ -242,7 +242,7 @@ async fn an_item_named_like_a_task_of_the_graph_fails_the_map_saying_so() {
     assert_eq!(map.status(), Status::Failed);
     assert_eq!(
         map.error().unwrap().to_string(),
-        "its item 1 would be called `m[1]`, the name of a task of the graph: rename one of them"
+        "its item 1 would be called `m[1]`, the name of another task: rename one of them"
     );
     // The graph's own task is untouched, and nothing was added.
     assert_eq!(report.value::<u64>("m[1]").unwrap(), &0);

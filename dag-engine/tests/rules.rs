@@ -306,8 +306,8 @@ async fn a_required_rule_that_never_fires_makes_the_run_an_error() {
     let error = report.check().unwrap_err();
     assert_eq!(
         error.to_string(),
-        "1 rules failed: `two_pdfs` (it never fired: tag `pdf` settled with 0 completed \
-         tasks, fewer than the 2 it waits for)"
+        "rule `two_pdfs` failed: it never fired: tag `pdf` settled with 0 completed tasks, \
+         fewer than the 2 it waits for"
     );
 }
 
@@ -653,4 +653,231 @@ async fn again_rebuilds_grown_tasks_and_reuses_those_that_completed() {
     assert_eq!(*runs.lock().unwrap(), ["p1"]);
     assert!(second.task("p0").unwrap().reused());
     assert!(second.task("n").unwrap().reused());
+}
+
+#[tokio::test(start_paused = true)]
+async fn again_reuses_a_grown_value_only_if_what_it_came_from_is_unchanged() {
+    let counter = Arc::new(AtomicU32::new(0));
+    let mut g = GraphBuilder::<()>::new();
+    let count = counter.clone();
+    let x = g.named("x").add(
+        move || std::future::ready(count.fetch_add(1, Ordering::SeqCst)),
+        (),
+    );
+    let fixed = g.named("fixed").add(|| async { 7_u32 }, ());
+    g.named("step").grow(
+        move |grow: &mut Growth<'_, ()>| {
+            // Takes `x`: runs again when `x` does.
+            grow.named("y").add(|x: u32| async move { x + 10 }, x);
+            // Takes only `fixed`, which is reused: reused too.
+            grow.named("z").add(|f: u32| async move { f + 1 }, fixed);
+        },
+        (),
+    );
+    // Reads `x` and adds a task without inputs: its value comes from what it read.
+    g.rule(
+        Rule::new(When::completed(x), move |grow: &mut Growth<'_, ()>| {
+            let x = *grow.value(&x)?;
+            grow.named("w").add(move || async move { x + 100 }, ());
+            Ok(())
+        })
+        .named("r"),
+    );
+    let list = g
+        .named("list")
+        .add(|x: u32| async move { vec![x * 10, x * 10 + 1] }, x);
+    g.named("m").map(|i: u32| async move { i }, list);
+    let graph = g.build().unwrap();
+    let first = graph.run(()).await;
+    first.check().unwrap();
+    assert_eq!(first.value::<u32>("y").unwrap(), &10);
+
+    let second = graph.again(&first).reset(["x"]).run(()).unwrap().await;
+    second.check().unwrap();
+    assert_eq!(second.value::<u32>("x").unwrap(), &1);
+    assert_eq!(second.value::<u32>("y").unwrap(), &11);
+    assert!(second.task("y").unwrap().ran());
+    assert_eq!(second.value::<u32>("w").unwrap(), &101);
+    assert!(second.task("w").unwrap().ran());
+    assert_eq!(second.value::<Vec<u32>>("m").unwrap(), &vec![10, 11]);
+    assert!(second.task("m[0]").unwrap().ran());
+    assert_eq!(second.value::<u32>("z").unwrap(), &8);
+    assert!(second.task("z").unwrap().reused());
+}
+
+#[tokio::test(start_paused = true)]
+async fn again_runs_grown_steps_again_so_their_tasks_exist() {
+    let mut g = GraphBuilder::<()>::new();
+    g.named("outer").grow(
+        |grow: &mut Growth<'_, ()>| {
+            grow.named("inner").grow(
+                |grow: &mut Growth<'_, ()>| {
+                    grow.named("leaf").add(|| async { 5_u32 }, ());
+                },
+                (),
+            );
+        },
+        (),
+    );
+    let graph = g.build().unwrap();
+    let first = graph.run(()).await;
+    let second = graph.again(&first).run(()).unwrap().await;
+    second.check().unwrap();
+    assert_eq!(second.value::<u32>("leaf").unwrap(), &5);
+    assert!(second.task("leaf").unwrap().reused());
+    assert!(second.task("inner").unwrap().ran());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_map_whose_item_would_have_an_added_tasks_name_fails_saying_so() {
+    let mut g = GraphBuilder::<()>::new();
+    let list = g.named("list").add(after(50, vec![1_u32, 2]), ());
+    g.named("m").map(|i: u32| async move { i }, list);
+    g.named("step").grow(
+        |grow: &mut Growth<'_, ()>| {
+            grow.named("m[0]").add(|| async { 99_u32 }, ());
+        },
+        (),
+    );
+    let report = g.build().unwrap().run(()).await;
+    assert_eq!(
+        format!("{:#}", report.task("m").unwrap().error().unwrap()),
+        "its item 0 would be called `m[0]`, the name of another task: rename one of them"
+    );
+    assert_eq!(report.value::<u32>("m[0]").unwrap(), &99);
+    let names: Vec<_> = report.tasks().map(|t| t.name().to_owned()).collect();
+    assert_eq!(names, ["list", "m", "step", "m[0]"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rules_made_alike_get_names_of_their_own() {
+    fn make(task: &'static str) -> Rule<()> {
+        Rule::new(When::completed(task), |grow: &mut Growth<'_, ()>| {
+            grow.add(|| async { 1_u32 }, ());
+            Ok(())
+        })
+    }
+    let mut g = GraphBuilder::<()>::new();
+    g.named("a").add(|| async {}, ());
+    g.named("b").add(|| async {}, ());
+    g.rule(make("a"));
+    g.rule(make("b"));
+    let report = g.build().unwrap().run(()).await;
+    report.check().unwrap();
+    let names: Vec<_> = report.rules().map(|r| r.name().to_owned()).collect();
+    assert_eq!(names[1], format!("{}#2", names[0]));
+    assert!(
+        names[0].starts_with("rule@dag-engine/tests/rules.rs:"),
+        "{names:?}"
+    );
+    assert_eq!(report.tasks().len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reading_a_task_the_step_adds_is_an_error_not_a_panic() {
+    let mut g = GraphBuilder::<()>::new();
+    let step = g.named("step").grow(
+        |grow: &mut Growth<'_, ()>| {
+            let y = grow.named("y").add(|| async { 1_u32 }, ());
+            let by_handle = grow.value(&y).unwrap_err().to_string();
+            let by_name = grow.value_of::<u32>("y").unwrap_err().to_string();
+            (by_handle, by_name)
+        },
+        (),
+    );
+    let report = g.build().unwrap().run(()).await;
+    report.check().unwrap();
+    let (by_handle, by_name) = report.get(&step).unwrap();
+    assert_eq!(by_handle, by_name);
+    assert!(by_handle.contains("a task `step` adds"), "{by_handle}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_named_map_takes_its_collection_whatever_depends_said_before() {
+    let mut b = NamedGraphBuilder::new();
+    b.task("x", |_| async { Ok(5_u32) })
+        .task("items", |_| async { Ok(vec![1_u32, 2]) })
+        .depends("m", ["x"])
+        .map("m", "items", |i: u32| async move { Ok(i * 3) });
+    let report = b.build().unwrap().run(()).await;
+    report.check().unwrap();
+    assert_eq!(report.value::<Vec<u32>>("m").unwrap(), &vec![3, 6]);
+    assert_eq!(
+        report.task("m").unwrap().dependencies(),
+        ["items", "x", "m[0]", "m[1]"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn handles_a_step_made_read_the_report() {
+    let kept = Arc::new(Mutex::new(None));
+    let keep = kept.clone();
+    let mut g = GraphBuilder::<()>::new();
+    g.named("step").grow(
+        move |grow: &mut Growth<'_, ()>| {
+            let y = grow.named("y").add(|| async { 4_u32 }, ());
+            *keep.lock().unwrap() = Some(y);
+        },
+        (),
+    );
+    let graph = g.build().unwrap();
+    let report = graph.run(()).await;
+    let y = kept.lock().unwrap().unwrap();
+    assert_eq!(report.get(&y).unwrap(), &4);
+    assert_eq!(report.task_of(&y).unwrap().name(), "y");
+    // The same handle means nothing to another run's report.
+    let other = graph.run(()).await;
+    assert!(other.get(&y).is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_rule_shows_in_the_report_and_its_error() {
+    let mut g = GraphBuilder::<()>::new();
+    let a = g.named("a").add(|| async {}, ());
+    g.rule(
+        Rule::new(When::completed(a), |_: &mut Growth<'_, ()>| {
+            anyhow::bail!("no room left")
+        })
+        .named("r"),
+    );
+    let report = g.build().unwrap().run(()).await;
+    let error = report.check().unwrap_err();
+    assert_eq!(error.to_string(), "rule `r` failed: no room left");
+    assert_eq!(format!("{error:?}"), r#"{"rule r": "no room left"}"#);
+    assert!(
+        report
+            .to_string()
+            .ends_with("\nrule failed: `r`: no room left"),
+        "{report}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_a_step_adds_declares_only_tags_the_step_declared() {
+    let mut g = GraphBuilder::<()>::new();
+    g.rule(
+        Rule::new(When::settled("part"), |grow: &mut Growth<'_, ()>| {
+            grow.named("sum").add(|| async {}, ());
+            Ok(())
+        })
+        .named("merge"),
+    );
+    g.named("step").grow(
+        |grow: &mut Growth<'_, ()>| {
+            grow.rule(
+                Rule::new(
+                    When::all_completed(Vec::<&str>::new()),
+                    |_: &mut Growth<'_, ()>| Ok(()),
+                )
+                .adds("part"),
+            );
+        },
+        (),
+    );
+    let report = g.build().unwrap().run(()).await;
+    assert_eq!(
+        format!("{:#}", report.task("step").unwrap().error().unwrap()),
+        "it cannot grow the graph: what it adds declares tag `part`, which it did not declare \
+         itself: declare it with `adds(\"part\")`"
+    );
 }

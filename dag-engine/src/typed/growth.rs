@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::{Deps, TaskBuilder, TaskFn};
 use crate::error::ValueError;
 use crate::executor::Placement;
-use crate::graph::{Node, TaskOptions, TypeInfo};
+use crate::graph::{index, Node, TaskOptions, TypeInfo};
 use crate::id::Handle;
 use crate::inputs::Inputs;
 use crate::rules::{NewName, NewTask, Pending, RuleDef, View, When};
@@ -177,16 +177,17 @@ impl<'g, P: Send + Sync + 'static> Growth<'g, P> {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut inputs = Vec::new();
+        let start = self.pending.deps.len();
         for dep in deps {
             match self.view.lookup(self.pending, dep.as_ref()) {
-                Some(v) => inputs.push(v),
+                Some(v) => self.pending.deps.push(v),
                 None => self.pending.problems.push(format!(
                     "task `{name}` depends on `{}`, which is not a task",
                     dep.as_ref()
                 )),
             }
         }
+        let deps = index(start)..index(self.pending.deps.len());
         self.pending.push(NewTask {
             node: Node {
                 work: Some(crate::inputs::async_work(f)),
@@ -195,7 +196,7 @@ impl<'g, P: Send + Sync + 'static> Growth<'g, P> {
                 output: TypeInfo::of::<V>(),
             },
             name: NewName::Given(name.to_owned()),
-            deps: inputs,
+            deps,
             tags: Vec::new(),
             adds: Vec::new(),
         });
@@ -214,16 +215,23 @@ impl<'g, P: Send + Sync + 'static> Growth<'g, P> {
     ///
     /// If it has no value (yet), its value is of another type, or the handle is of another
     /// graph or run.
-    pub fn value<T: Any>(&self, handle: &Handle<T>) -> Result<&T, ValueError> {
+    pub fn value<T: Any>(&self, handle: &Handle<T>) -> Result<&'g T, ValueError> {
         let v = self
             .view
-            .resolve(self.pending, handle.builder, handle.index)
+            .resolve(
+                self.pending.id,
+                self.pending.first..self.pending.next(),
+                handle.builder,
+                handle.index,
+            )
             .map_err(|_| ValueError::ForeignHandle {
                 handle_builder: handle.builder,
                 handle_index: handle.index,
                 graph: self.view.graph.id,
             })?;
-        self.view.value(v)
+        self.pending.reads.borrow_mut().push(v);
+        let view: &'g View<'g> = self.view;
+        view.value(v)
     }
 
     /// The value of task `name`, if it has completed.
@@ -231,14 +239,16 @@ impl<'g, P: Send + Sync + 'static> Growth<'g, P> {
     /// # Errors
     ///
     /// If there is no such task, it has no value (yet), or its value is of another type.
-    pub fn value_of<T: Any>(&self, name: &str) -> Result<&T, ValueError> {
+    pub fn value_of<T: Any>(&self, name: &str) -> Result<&'g T, ValueError> {
         let v = self
             .view
             .lookup(self.pending, name)
             .ok_or_else(|| ValueError::UnknownTask {
                 name: name.to_owned(),
             })?;
-        self.view.value(v)
+        self.pending.reads.borrow_mut().push(v);
+        let view: &'g View<'g> = self.view;
+        view.value(v)
     }
 
     /// The handles of the tasks with tag `tag` so far, in the order of their names (so the
