@@ -165,6 +165,28 @@ fn growth(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("static", TASKS), |b| {
         b.iter(|| black_box(*rt.block_on(fixed.run(())).get(&sum).unwrap()));
     });
+    // The same graph built for each run: what a growth step does, which builds its tasks as
+    // the run goes on.
+    group.bench_function(BenchmarkId::new("static-built", TASKS), |b| {
+        b.iter(|| {
+            let mut g = GraphBuilder::<()>::new();
+            let list = g.add(
+                move || async move { std::sync::Arc::new(items().await) },
+                (),
+            );
+            let each: Vec<Handle<u64>> = (0..TASKS)
+                .map(|i| {
+                    g.add(
+                        move |list: std::sync::Arc<Vec<u64>>| async move { list[i] * 2 },
+                        list,
+                    )
+                })
+                .collect();
+            let sum = g.add(|v: Vec<u64>| async move { v.iter().sum::<u64>() }, each);
+            let graph = g.build().unwrap();
+            black_box(*rt.block_on(graph.run(())).get(&sum).unwrap())
+        });
+    });
 
     let mut g = GraphBuilder::<()>::new();
     let list = g.add(items, ());

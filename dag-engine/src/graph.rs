@@ -478,8 +478,8 @@ pub(crate) struct GraphInner {
     pub added_by: Box<[u32]>,
     /// Whether a task's name ends with `]` (see [`has_bracketed_name`](Self::has_bracketed_name)).
     bracketed: OnceLock<bool>,
-    /// Whether a task's name has a `/` (see [`has_slashed_name`](Self::has_slashed_name)).
-    slashed: OnceLock<bool>,
+    /// Every start of a task's name up to one of its `/`s (see [`has_prefix`](Self::has_prefix)).
+    prefixes: OnceLock<std::collections::HashSet<Box<str>>>,
     /// Tags, declared tags and rules, if the graph has any.
     pub growth: Option<Arc<Growing>>,
 }
@@ -556,7 +556,7 @@ impl GraphInner {
             index: OnceLock::new(),
             added_by: Box::new([]),
             bracketed: OnceLock::new(),
-            slashed: OnceLock::new(),
+            prefixes: OnceLock::new(),
             growth: None,
         }
     }
@@ -576,7 +576,7 @@ impl GraphInner {
             index: self.index.clone(),
             added_by: self.added_by.clone(),
             bracketed: self.bracketed.clone(),
-            slashed: self.slashed.clone(),
+            prefixes: self.prefixes.clone(),
             growth: self.growth.clone(),
         }
     }
@@ -640,12 +640,21 @@ impl GraphInner {
             .get_or_init(|| (1..self.len()).any(|v| self.name(index(v)).ends_with(']')))
     }
 
-    /// Whether a task's name has a `/`, as the name a growth step derives for a task it adds
-    /// does: only then can such a name be a task's of the graph too.
-    pub fn has_slashed_name(&self) -> bool {
-        *self
-            .slashed
-            .get_or_init(|| (1..self.len()).any(|v| self.name(index(v)).contains('/')))
+    /// Whether a task's name starts with `prefix` and a `/`: only then can it be a name that a
+    /// growth step called `prefix` derives.
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        self.prefixes
+            .get_or_init(|| {
+                let mut prefixes = std::collections::HashSet::new();
+                for v in 1..self.len() {
+                    let name = self.name(index(v));
+                    for (at, _) in name.match_indices('/') {
+                        prefixes.insert(name[..at].into());
+                    }
+                }
+                prefixes
+            })
+            .contains(prefix)
     }
 
     /// Checks that `handle` comes from this graph's builder.

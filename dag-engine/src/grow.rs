@@ -54,8 +54,13 @@ pub(crate) struct Added {
     /// how many; and the same ordered by first task, to find a task's handle.
     steps: HashMap<u64, (u32, u32)>,
     step_order: Vec<(u32, u64)>,
-    /// The tasks added by growth steps and rules, by name (map items are found by their map).
+    /// The tasks added by growth steps and rules with names given to them, by name (map items
+    /// are found by their map, tasks with derived names by what added them).
     index: NameIndex,
+    /// Every start of a given name up to one of its `/`s.
+    prefixes: std::collections::HashSet<Box<str>>,
+    /// The steps and rules that derived names for tasks they added, by name.
+    adders: HashMap<Box<str>, Vec<u64>>,
     /// The rule (its index in the run) that added each task a rule added.
     pub rule_of: HashMap<u32, u32>,
     /// Whether a task a step or rule added has a name that ends with `]`, as a map item's.
@@ -179,35 +184,49 @@ impl Added {
         self.maps.insert(v, (first, count));
     }
 
-    /// A growth step or rule with handle id `id` added the `count` tasks from `first` on.
-    pub fn add_step(&mut self, id: u64, first: u32, count: u32) {
+    /// A growth step or rule with handle id `id`, called `adder` if it derived names for some
+    /// of them, added the `count` tasks from `first` on.
+    pub fn add_step(&mut self, id: u64, first: u32, count: u32, adder: Option<&str>) {
         self.steps.insert(id, (first, count));
         self.step_order.push((first, id));
-    }
-
-    /// Indexes the names of the tasks from `first` on, which a growth step or rule added and
-    /// checked to be free ([`lookup`](Added::lookup) finds them from now on).
-    pub fn index_since(&mut self, first: u32) {
-        let Self {
-            index, text, spans, ..
-        } = self;
-        let name = |v: u32| {
-            let (start, end) = spans[(v - self.base) as usize];
-            &text[start as usize..end as usize]
-        };
-        let count = (self.base + crate::graph::index(spans.len())).saturating_sub(first);
-        index.reserve(count as usize);
-        for v in first..first + count {
-            let name_of_v = name(v);
-            self.bracketed |= name_of_v.ends_with(']');
-            index.insert(name_of_v, v, name);
+        if let Some(adder) = adder {
+            self.adders.entry(adder.into()).or_default().push(id);
         }
     }
 
+    /// Indexes the name given to added task `v` (checked to be free).
+    pub fn index_given(&mut self, v: u32) {
+        let Self {
+            index,
+            text,
+            spans,
+            prefixes,
+            bracketed,
+            base,
+            ..
+        } = self;
+        let name_of = |v: u32| {
+            let (start, end) = spans[(v - *base) as usize];
+            &text[start as usize..end as usize]
+        };
+        let name = name_of(v);
+        *bracketed |= name.ends_with(']');
+        for (at, _) in name.match_indices('/') {
+            prefixes.insert(name[..at].into());
+        }
+        index.insert(name, v, name_of);
+    }
+
     /// Whether a task a step or rule added has a name that ends with `]`: only then can a
-    /// map's item be called like it.
+    /// map's item be called like it (derived names never do).
     pub fn has_bracketed_name(&self) -> bool {
         self.bracketed
+    }
+
+    /// Whether an added task's name starts with `prefix` and a `/`: a task with a given name
+    /// like that, or one whose name `prefix` derived.
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        self.prefixes.contains(prefix) || self.adders.contains_key(prefix)
     }
 
     /// The tasks the growth step or rule with handle id `id` added.
@@ -229,6 +248,17 @@ impl Added {
     pub fn lookup(&self, name: &str) -> Option<u32> {
         if let Some(v) = self.index.get(name, |v| self.name(v)) {
             return Some(v);
+        }
+        // A derived name: `{adder}/..`, among the tasks that adder added.
+        for (at, _) in name.match_indices('/') {
+            for &id in self.adders.get(&name[..at]).into_iter().flatten() {
+                if let Some(v) = self
+                    .step(id)
+                    .and_then(|mut tasks| tasks.find(|&v| self.name(v) == name))
+                {
+                    return Some(v);
+                }
+            }
         }
         let (map, item) = name.strip_suffix(']')?.rsplit_once('[')?;
         if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {

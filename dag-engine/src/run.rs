@@ -30,7 +30,8 @@ use crate::error::{Cancelled, Panicked, TimedOut};
 use crate::event::Events;
 use crate::executor::{Inline, Outcome, Running, Value, INLINE};
 use crate::graph::{
-    index, next_builder_id, push_decimal, Call, Graph, GraphInner, Growing, Node, Spread, Work,
+    index, next_builder_id, push_decimal, Base, Call, Graph, GraphInner, Growing, Node, Spread,
+    Work,
 };
 use crate::grow::By;
 use crate::id::{Attempt, RunKey, Status, TaskState};
@@ -892,6 +893,14 @@ impl Scheduler {
                 By::Rule(..) => true,
             };
         let names = self.check_names(by, &tasks, &mut problems);
+        let derived = tasks
+            .iter()
+            .filter(|task| matches!(task.name, NewName::Derived(..)))
+            .count();
+        let adder_name = match by {
+            By::Task(v) => self.state.name(v).to_owned(),
+            By::Rule(_, name) => name.to_owned(),
+        };
         if !problems.is_empty() {
             let mut message = String::from("it cannot grow the graph: ");
             message.push_str(&problems.join("; "));
@@ -910,10 +919,18 @@ impl Scheduler {
         for (task, &(start, end)) in tasks.into_iter().zip(spans) {
             let name = &text[start as usize..end as usize];
             let inputs = &deps[task.deps.start as usize..task.deps.end as usize];
-            self.add_grown(task, name, inputs, by, reuse, now);
+            let given = matches!(task.name, NewName::Given(_));
+            let s = self.add_grown(task, name, inputs, by, reuse, now);
+            if given {
+                self.state.added.index_given(s);
+            }
         }
-        self.state.added.add_step(id, first, count);
-        self.state.added.index_since(first);
+        self.state.added.add_step(
+            id,
+            first,
+            count,
+            (derived > 0).then_some(adder_name.as_str()),
+        );
         let (text, spans) = self.state.added.names_since(names_from, first);
         self.info.add_names(text, spans);
         for rule in rules {
@@ -934,31 +951,41 @@ impl Scheduler {
             By::Task(v) => self.state.name(v),
             By::Rule(_, name) => name,
         };
-        let mut text = String::new();
-        let mut spans = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            let start = text.len();
-            Pending::write_name(&mut text, adder, &task.name);
-            spans.push((index(start), index(text.len())));
-        }
+        let (text, spans) = write_names(adder, tasks);
         let graph = &*self.info.graph;
-        // A derived name has a `/`: only a graph with such a name can have it too.
-        let slashed = graph.has_slashed_name();
+        let run = &self.state.added;
         let name = |k: usize| {
             let (start, end) = spans[k];
             &text[start as usize..end as usize]
         };
-        // Derived names differ from each other (each base has its own suffixes): only given
-        // names can be taken twice in one step, or be a derived one.
-        let given = tasks
+        // Derived names differ from each other (each base has its own suffixes), so only given
+        // names are checked against the step's own, unless a given one has a `/` as derived
+        // ones do. A derived name can be another task's only if that one's name starts like
+        // it, up to one of its `/`s: that is checked once per base.
+        let slow = tasks
             .iter()
-            .filter(|task| matches!(task.name, NewName::Given(_)))
-            .count();
+            .any(|task| matches!(&task.name, NewName::Given(name) if name.contains('/')));
         let mut own = crate::graph::NameIndex::default();
+        let mut last: Option<(Base, bool)> = None;
         for (k, task) in tasks.iter().enumerate() {
-            let derived = matches!(task.name, NewName::Derived(..));
             let this = name(k);
-            let in_step = given > 0 && {
+            let (check_own, check_others) = match task.name {
+                NewName::Given(_) => (true, true),
+                NewName::Derived(base, _) => {
+                    let may_clash = match last {
+                        Some((last, may_clash)) if last == base => may_clash,
+                        _ => {
+                            let may_clash = this.match_indices('/').any(|(at, _)| {
+                                graph.has_prefix(&this[..at]) || run.has_prefix(&this[..at])
+                            });
+                            last = Some((base, may_clash));
+                            may_clash
+                        }
+                    };
+                    (slow, may_clash)
+                }
+            };
+            let in_step = check_own && {
                 let taken = own.get(this, |k| name(k as usize)).is_some();
                 if !taken {
                     own.insert(this, index(k), |k| name(k as usize));
@@ -966,8 +993,7 @@ impl Scheduler {
                 taken
             };
             if in_step
-                || ((!derived || slashed) && graph.lookup(this).is_some())
-                || self.state.added.lookup(this).is_some()
+                || (check_others && (graph.lookup(this).is_some() || run.lookup(this).is_some()))
             {
                 problems.push(format!(
                     "it adds a task called `{this}`, a name another task has: name it otherwise"
@@ -988,7 +1014,7 @@ impl Scheduler {
         by: By<'_>,
         reuse: bool,
         now: Instant,
-    ) {
+    ) -> u32 {
         let template = self.state.added.template(task.node);
         let s = self
             .state
@@ -1003,7 +1029,7 @@ impl Scheduler {
         if let Some(value) = self.reused(s, reuse) {
             self.state
                 .transition(s, Transition::Given(value, Origin::Reused), now);
-            return;
+            return s;
         }
         let mut missing = 0;
         let mut failed = None;
@@ -1021,12 +1047,13 @@ impl Scheduler {
             self.state
                 .transition(s, Transition::Skipped { because }, now);
             // The inputs it waits for find it skipped, not waiting.
-            return;
+            return s;
         }
         self.missing[s as usize] = missing;
         if missing == 0 {
             make_ready(&mut self.state, &mut self.ready, s, now);
         }
+        s
     }
 
     /// The rules and tags hear of the tasks done since they last did; the rules whose
@@ -1327,6 +1354,37 @@ impl Waiters {
     fn next(&self, edge: u32) -> Option<(u32, u32)> {
         self.edges.get(edge as usize).copied()
     }
+}
+
+/// The names of `tasks`, added by `adder`, one after the other, and their spans. Tasks added in
+/// a loop share their base: its text is written once and copied.
+fn write_names(adder: &str, tasks: &[NewTask]) -> (String, Vec<(u32, u32)>) {
+    let mut text = String::new();
+    let mut spans = Vec::with_capacity(tasks.len());
+    let mut last: Option<(Base, usize, usize)> = None;
+    for task in tasks {
+        let start = text.len();
+        match (&task.name, last) {
+            (NewName::Derived(base, suffix), Some((last, from, to))) if *base == last => {
+                text.extend_from_within(from..to);
+                if *suffix > 1 {
+                    text.push('#');
+                    push_decimal(&mut text, *suffix);
+                }
+            }
+            (NewName::Derived(base, suffix), _) => {
+                Pending::write_name(&mut text, adder, &NewName::Derived(*base, 1));
+                last = Some((*base, start, text.len()));
+                if *suffix > 1 {
+                    text.push('#');
+                    push_decimal(&mut text, *suffix);
+                }
+            }
+            (name, _) => Pending::write_name(&mut text, adder, name),
+        }
+        spans.push((index(start), index(text.len())));
+    }
+    (text, spans)
 }
 
 /// Writes the name of item `i` of the map called `map`: `map[i]`.

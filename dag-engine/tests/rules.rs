@@ -881,3 +881,52 @@ async fn what_a_step_adds_declares_only_tags_the_step_declared() {
          itself: declare it with `adds(\"part\")`"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn derived_names_are_found_by_name_and_checked_against_given_ones() {
+    fn f() -> std::future::Ready<u32> {
+        std::future::ready(1)
+    }
+    let mut g = GraphBuilder::<()>::new();
+    // A graph task with the name the step will derive.
+    g.named("step/f").add(|| async { 0_u32 }, ());
+    g.named("step").grow(
+        |grow: &mut Growth<'_, ()>| {
+            grow.add(f, ());
+        },
+        (),
+    );
+    g.named("other").grow(
+        |grow: &mut Growth<'_, ()>| {
+            grow.add(f, ());
+            grow.add(f, ());
+            grow.named("given/name").add(|| async { 3_u32 }, ());
+        },
+        (),
+    );
+    g.named("late").grow(
+        |grow: &mut Growth<'_, ()>| {
+            // A given name that another step derived.
+            grow.named("other/f#2").add(|| async { 9_u32 }, ());
+        },
+        // Ready at the start too, after the steps added before it.
+        (),
+    );
+    let report = g.build().unwrap().run(()).await;
+    assert_eq!(
+        format!("{:#}", report.task("step").unwrap().error().unwrap()),
+        "it cannot grow the graph: it adds a task called `step/f`, a name another task has: \
+         name it otherwise"
+    );
+    assert_eq!(report.value::<u32>("other/f").unwrap(), &1);
+    assert_eq!(report.value::<u32>("other/f#2").unwrap(), &1);
+    assert_eq!(report.value::<u32>("given/name").unwrap(), &3);
+    assert_eq!(report.task("other/f#2").unwrap().added_by(), Some("other"));
+    assert!(report
+        .task("late")
+        .unwrap()
+        .error()
+        .unwrap()
+        .to_string()
+        .contains("`other/f#2`, a name another task has"));
+}
