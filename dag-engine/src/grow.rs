@@ -61,8 +61,8 @@ pub(crate) struct Added {
     prefixes: std::collections::HashSet<Box<str>>,
     /// The steps and rules that derived names for tasks they added, by name.
     adders: HashMap<Box<str>, Vec<u64>>,
-    /// The rule (its index in the run) that added each task a rule added.
-    pub rule_of: HashMap<u32, u32>,
+    /// The rule (its index in the run) behind each rule's handle id.
+    rules: HashMap<u64, u32>,
     /// Whether a task a step or rule added has a name that ends with `]`, as a map item's.
     bracketed: bool,
 }
@@ -152,12 +152,10 @@ impl Added {
         feeds: u32,
     ) -> u32 {
         let v = self.base + crate::graph::index(self.node_of.len());
+        // A rule's tasks are found by their step ([`rule_of`](Added::rule_of)).
         let by = match by {
             By::Task(by) => by,
-            By::Rule(rule, _) => {
-                self.rule_of.insert(v, rule);
-                0
-            }
+            By::Rule(..) => 0,
         };
         let start = text_offset(self.text.len());
         name(&mut self.text);
@@ -184,14 +182,30 @@ impl Added {
         self.maps.insert(v, (first, count));
     }
 
-    /// A growth step or rule with handle id `id`, called `adder` if it derived names for some
-    /// of them, added the `count` tasks from `first` on.
-    pub fn add_step(&mut self, id: u64, first: u32, count: u32, adder: Option<&str>) {
+    /// A growth step or rule (`rule`, its index in the run, if it is one) with handle id `id`,
+    /// called `adder` if it derived names for some of them, added the `count` tasks from
+    /// `first` on.
+    pub fn add_step(
+        &mut self,
+        id: u64,
+        first: u32,
+        count: u32,
+        rule: Option<u32>,
+        adder: Option<&str>,
+    ) {
         self.steps.insert(id, (first, count));
         self.step_order.push((first, id));
+        if let Some(rule) = rule {
+            self.rules.insert(id, rule);
+        }
         if let Some(adder) = adder {
             self.adders.entry(adder.into()).or_default().push(id);
         }
+    }
+
+    /// The rule (its index in the run) that added task `v`, if a rule did.
+    pub fn rule_of(&self, v: u32) -> Option<u32> {
+        self.rules.get(&self.step_of(v)?).copied()
     }
 
     /// Indexes the name given to added task `v` (checked to be free).

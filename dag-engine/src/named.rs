@@ -262,7 +262,7 @@ impl<P: Send + Sync + 'static> NamedGraphBuilder<P> {
         self
     }
 
-    /// Adds `rule` to the graph (see [`Rule`](crate::Rule)); it names the tasks it waits for
+    /// Adds `rule` to the graph (see [`Rule`]); it names the tasks it waits for
     /// by name.
     pub fn rule(&mut self, rule: Rule<P>) -> &mut Self {
         self.rules.push(rule.erase());

@@ -423,10 +423,10 @@ impl<'a> TaskReport<'a> {
     /// items); `None` for the graph's own tasks.
     pub fn added_by(&self) -> Option<&'a str> {
         let report = self.report;
-        if let Some(&rule) = report
+        if let Some(rule) = report
             .added
             .as_ref()
-            .and_then(|added| added.rule_of.get(&self.node))
+            .and_then(|added| added.rule_of(self.node))
         {
             return Some(&report.rules[rule as usize].name);
         }

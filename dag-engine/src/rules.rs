@@ -1,13 +1,13 @@
 //! Rules: a condition over a run's state and a body that grows the graph once it holds.
 //!
-//! A [`Rule`] waits for tasks to complete ([`When::completed`]), for a tag to settle (every
+//! A [`Rule`](crate::Rule) waits for tasks to complete ([`When::completed`]), for a tag to settle (every
 //! task with it done, and none can be added any more: [`When::settled`]), or for a number of
 //! tasks with a tag to complete ([`When::tagged_completed`]). The engine keeps, per rule, how
 //! many of its conditions are still unmet, and per task and tag the rules that wait on them:
 //! a change of state touches only the rules that wait on it, never a poll over all of them.
 //!
 //! A tag can settle because the engine knows every source of tasks with it: a task may carry
-//! a tag only if what added it declared the tag ([`Rule::adds`],
+//! a tag only if what added it declared the tag ([`Rule::adds`](crate::Rule::adds),
 //! [`TaskBuilder::adds`](crate::TaskBuilder::adds)), and a tag is settled once none of its
 //! sources can add any more and all its tasks are done.
 
@@ -89,7 +89,7 @@ impl From<String> for TaskRef {
     }
 }
 
-/// When a [`Rule`] fires: once every one of its conditions holds (combine them with
+/// When a [`Rule`](crate::Rule) fires: once every one of its conditions holds (combine them with
 /// [`and`](When::and)).
 ///
 /// ```
@@ -619,7 +619,7 @@ fn too_few(tag: &str, completed: usize, n: usize) -> String {
 }
 
 /// What a growth step or a rule adds, gathered while it runs and added to the run only if all
-/// of it is right ([`Scheduler::commit`](crate::run)): a step adds all it asked for or
+/// of it is right (the scheduler's `commit`): a step adds all it asked for or
 /// nothing.
 pub(crate) struct Pending {
     /// The id of the handles of the tasks it adds.

@@ -925,10 +925,15 @@ impl Scheduler {
                 self.state.added.index_given(s);
             }
         }
+        let rule = match by {
+            By::Rule(rule, _) => Some(rule),
+            By::Task(_) => None,
+        };
         self.state.added.add_step(
             id,
             first,
             count,
+            rule,
             (derived > 0).then_some(adder_name.as_str()),
         );
         let (text, spans) = self.state.added.names_since(names_from, first);
