@@ -2,9 +2,10 @@
 //! files, process each file (how many there are is known only once the list is there), and
 //! merge the results.
 //!
-//! It prints the graph as Mermaid before the run (three tasks: the list, the map, the merge)
-//! and after it (one more task per file, each with the edge from the list and the edge into
-//! the map), and the report.
+//! It prints the graph as Mermaid before the run (four tasks: the list, the map, the merge
+//! and a growth step that decides whether to archive) and after it (one more task per file,
+//! each with the edge from the list and the edge into the map, an archive task for a long
+//! list, and the task a rule adds once the merge is done), and the report.
 //!
 //! ```sh
 //! cargo run --example grow
@@ -13,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use dagjoin::runtime::GraphBuilder;
+use dagjoin::runtime::{GraphBuilder, Growth, Rule, When};
 
 /// "Downloads" the list of files: its length is known only when it is there.
 async fn list_files(count: usize) -> Vec<String> {
@@ -44,6 +45,27 @@ async fn main() -> anyhow::Result<()> {
         |rows: Vec<usize>| async move { rows.iter().sum::<usize>() },
         rows,
     );
+    // A branch that exists only for a long list: decided once the list is there.
+    g.named("plan").grow(
+        |grow: &mut Growth<'_, ()>, files: Vec<String>| {
+            let count = files.len();
+            if count > 10 {
+                grow.named("archive")
+                    .add(move || async move { format!("archived {count} files") }, ());
+            }
+        },
+        list,
+    );
+    // Once the merge is done, publish it (adage's `Rule(predicate, body)`).
+    g.rule(
+        Rule::new(When::completed(total), move |grow: &mut Growth<'_, ()>| {
+            let rows = *grow.value(&total)?;
+            grow.named("publish")
+                .add(move || async move { format!("published {rows} rows") }, ());
+            Ok(())
+        })
+        .named("publish_when_merged"),
+    );
     let graph = g.build()?;
 
     println!(
@@ -63,6 +85,12 @@ async fn main() -> anyhow::Result<()> {
     match report.get(&total) {
         Ok(total) => println!("{total} rows in all"),
         Err(error) => println!("no total: {error}"),
+    }
+    for rule in report.rules() {
+        match rule.why_not() {
+            None => println!("rule {} fired", rule.name()),
+            Some(why) => println!("rule {} did not fire: {why}", rule.name()),
+        }
     }
     for task in report.tasks().filter(|task| task.added_by().is_some()) {
         println!(
