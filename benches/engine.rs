@@ -121,6 +121,26 @@ fn observers(c: &mut Criterion) {
     }
 }
 
+/// The static graph of [`growth`]: a list of 10,000 items, shared, so that each task's input is
+/// as cheap to take as a map item's; a task per item; their sum.
+fn static_graph() -> (Graph<()>, Handle<u64>) {
+    let mut g = GraphBuilder::<()>::new();
+    let list = g.add(
+        || async { std::sync::Arc::new((0..TASKS as u64).collect::<Vec<u64>>()) },
+        (),
+    );
+    let each: Vec<Handle<u64>> = (0..TASKS)
+        .map(|i| {
+            g.add(
+                move |list: std::sync::Arc<Vec<u64>>| async move { list[i] * 2 },
+                list,
+            )
+        })
+        .collect();
+    let sum = g.add(|v: Vec<u64>| async move { v.iter().sum::<u64>() }, each);
+    (g.build().unwrap(), sum)
+}
+
 /// Adds what the static graph of [`growth`] has after its list: a task per item and a sum.
 fn add_each(grow: &mut Growth<'_, ()>, list: Handle<std::sync::Arc<Vec<u64>>>) {
     let each: Vec<Handle<u64>> = (0..TASKS)
@@ -146,22 +166,7 @@ fn growth(c: &mut Criterion) {
     let items = || async { (0..TASKS as u64).collect::<Vec<u64>>() };
     let mut group = c.benchmark_group("grown");
 
-    let mut g = GraphBuilder::<()>::new();
-    // Shared, so that each task's input is as cheap to take as a map item's.
-    let list = g.add(
-        move || async move { std::sync::Arc::new(items().await) },
-        (),
-    );
-    let each: Vec<Handle<u64>> = (0..TASKS)
-        .map(|i| {
-            g.add(
-                move |list: std::sync::Arc<Vec<u64>>| async move { list[i] * 2 },
-                list,
-            )
-        })
-        .collect();
-    let sum = g.add(|v: Vec<u64>| async move { v.iter().sum::<u64>() }, each);
-    let fixed = g.build().unwrap();
+    let (fixed, sum) = static_graph();
     group.bench_function(BenchmarkId::new("static", TASKS), |b| {
         b.iter(|| black_box(*rt.block_on(fixed.run(())).get(&sum).unwrap()));
     });
@@ -169,21 +174,7 @@ fn growth(c: &mut Criterion) {
     // the run goes on.
     group.bench_function(BenchmarkId::new("static-built", TASKS), |b| {
         b.iter(|| {
-            let mut g = GraphBuilder::<()>::new();
-            let list = g.add(
-                move || async move { std::sync::Arc::new(items().await) },
-                (),
-            );
-            let each: Vec<Handle<u64>> = (0..TASKS)
-                .map(|i| {
-                    g.add(
-                        move |list: std::sync::Arc<Vec<u64>>| async move { list[i] * 2 },
-                        list,
-                    )
-                })
-                .collect();
-            let sum = g.add(|v: Vec<u64>| async move { v.iter().sum::<u64>() }, each);
-            let graph = g.build().unwrap();
+            let (graph, sum) = static_graph();
             black_box(*rt.block_on(graph.run(())).get(&sum).unwrap())
         });
     });

@@ -930,3 +930,96 @@ async fn derived_names_are_found_by_name_and_checked_against_given_ones() {
         .to_string()
         .contains("`other/f#2`, a name another task has"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn rules_that_fire_in_one_step_add_their_tasks_in_it() {
+    let mut g = GraphBuilder::<()>::new();
+    let a = g.named("a").add(after(30, 2_u32), ());
+    for name in ["left", "right"] {
+        g.rule(
+            Rule::new(When::completed(a), move |grow: &mut Growth<'_, ()>| {
+                grow.named(name).add(|a: u32| async move { a }, a);
+                Ok(())
+            })
+            .named(name),
+        );
+    }
+    let start = Instant::now();
+    let report = g.build().unwrap().run(()).await;
+    report.check().unwrap();
+    for name in ["left", "right"] {
+        let task = report.task(name).unwrap();
+        assert_eq!(ms(start, task.started().unwrap()), 30, "{name}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn grown_tasks_keep_their_timeouts_retries_and_fail_fast() {
+    use dagjoin::runtime::TaskOptions;
+    let attempts = Arc::new(AtomicU32::new(0));
+    let counted = attempts.clone();
+    let mut g = GraphBuilder::<()>::new();
+    g.named("step").grow(
+        move |grow: &mut Growth<'_, ()>| {
+            let counted = counted.clone();
+            grow.named("flaky")
+                .with_options(
+                    TaskOptions::new()
+                        .retries(2)
+                        .backoff(Duration::from_millis(10)),
+                )
+                .try_add(
+                    move || {
+                        let attempt = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                        async move {
+                            anyhow::ensure!(attempt >= 3, "attempt {attempt} failed");
+                            Ok(attempt)
+                        }
+                    },
+                    (),
+                );
+            grow.named("slow")
+                .with_options(TaskOptions::new().timeout(Duration::from_millis(200)))
+                .add(after(1_000, ()), ());
+        },
+        (),
+    );
+    g.named("long").add(after(5_000, ()), ());
+    let start = Instant::now();
+    let report = g
+        .build()
+        .unwrap()
+        .run_with((), RunOptions::new().fail_fast(true))
+        .await;
+    // Attempts at 0, 10 and 30 ms: the third succeeds.
+    assert_eq!(report.value::<u32>("flaky").unwrap(), &3);
+    assert_eq!(report.task("flaky").unwrap().attempts(), 3);
+    let slow = report.task("slow").unwrap();
+    assert_eq!(slow.status(), Status::Failed);
+    assert_eq!(ms(start, slow.finished().unwrap()), 200);
+    // Its failure stops the run: the long task is cancelled then.
+    assert_eq!(report.task("long").unwrap().status(), Status::Cancelled);
+    assert_eq!(ms(start, report.finished()), 200);
+}
+
+#[test]
+fn a_step_that_adds_a_hundred_thousand_tasks_runs() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut g = GraphBuilder::<()>::new();
+    g.named("step").grow(
+        |grow: &mut Growth<'_, ()>| {
+            let mut last = grow.add(|| async { 0_u64 }, ());
+            for _ in 0..100_000 {
+                last = grow.add(|x: u64| async move { x + 1 }, last);
+            }
+            grow.named("end").add(|x: u64| async move { x }, last);
+        },
+        (),
+    );
+    let report = rt.block_on(g.build().unwrap().run(()));
+    report.check().unwrap();
+    assert_eq!(report.value::<u64>("end").unwrap(), &100_000);
+    assert_eq!(report.tasks().len(), 100_003);
+}
