@@ -132,6 +132,7 @@ impl Added {
 
     /// Makes room for `tasks` more tasks.
     pub fn reserve(&mut self, tasks: usize, name_bytes: usize) {
+        self.nodes.reserve(tasks);
         self.text.reserve(name_bytes);
         self.node_of.reserve(tasks);
         self.spans.reserve(tasks);

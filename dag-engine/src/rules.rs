@@ -648,9 +648,26 @@ pub(crate) struct NewTask {
     pub name: NewName,
     /// Its inputs, in [`Pending::deps`].
     pub deps: core::ops::Range<u32>,
+    /// Its tags and, for a growth step, the tags it declares (`None`: none, as for most).
+    pub tagging: Option<Box<Tagging>>,
+}
+
+/// The tags of a task a step adds, and those it declares if it is a growth step.
+pub(crate) struct Tagging {
     pub tags: Vec<Arc<str>>,
-    /// For a growth step: the tags it declares.
     pub adds: Vec<Arc<str>>,
+}
+
+impl NewTask {
+    /// Its tags, and the tags it declares.
+    pub fn tagging(tags: Vec<Arc<str>>, adds: Vec<Arc<str>>) -> Option<Box<Tagging>> {
+        (!tags.is_empty() || !adds.is_empty()).then(|| Box::new(Tagging { tags, adds }))
+    }
+
+    /// The tags it declares, as a growth step.
+    pub fn adds(&self) -> &[Arc<str>] {
+        self.tagging.as_ref().map_or(&[], |tagging| &tagging.adds)
+    }
 }
 
 /// The name of a task a step adds.

@@ -874,7 +874,7 @@ impl Scheduler {
         };
         for tag in tasks
             .iter()
-            .flat_map(|task| &task.adds)
+            .flat_map(NewTask::adds)
             .chain(rules.iter().flat_map(|rule| &*rule.adds))
         {
             if !declared.contains(tag) {
@@ -907,10 +907,7 @@ impl Scheduler {
             return Err(anyhow::Error::msg(message));
         }
         self.growing = true;
-        self.state.watch |= tasks
-            .iter()
-            .any(|task| !task.tags.is_empty() || !task.adds.is_empty())
-            || !rules.is_empty();
+        self.state.watch |= tasks.iter().any(|task| task.tagging.is_some()) || !rules.is_empty();
         let count = index(tasks.len());
         let names_from = self.state.added.text_len();
         self.state.reserve(tasks.len(), names.0.len());
@@ -1020,15 +1017,20 @@ impl Scheduler {
         reuse: bool,
         now: Instant,
     ) -> u32 {
-        let template = self.state.added.template(task.node);
+        let NewTask { node, tagging, .. } = task;
+        let template = self.state.added.template(node);
         let s = self
             .state
             .add(template, |text| text.push_str(name), deps, by, 0, now);
-        for tag in &task.tags {
+        let tagging = tagging.as_deref();
+        for tag in tagging.map_or(&[][..], |tagging| &tagging.tags) {
             self.rules.tag_task(s, tag);
         }
-        if !task.adds.is_empty() {
-            self.rules.source(s, &task.adds);
+        if let Some(adds) = tagging
+            .map(|tagging| &tagging.adds)
+            .filter(|adds| !adds.is_empty())
+        {
+            self.rules.source(s, adds);
         }
         self.missing.push(NOT_WAITING);
         if let Some(value) = self.reused(s, reuse) {

@@ -1026,8 +1026,7 @@ impl GrownTask {
             },
             name,
             deps,
-            tags: self.tags,
-            adds: self.adds,
+            tagging: NewTask::tagging(self.tags, self.adds),
         });
         Handle::new(pending.id, v)
     }

@@ -197,8 +197,7 @@ impl<'g, P: Send + Sync + 'static> Growth<'g, P> {
             },
             name: NewName::Given(name.to_owned()),
             deps,
-            tags: Vec::new(),
-            adds: Vec::new(),
+            tagging: None,
         });
         self
     }
