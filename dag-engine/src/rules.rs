@@ -117,6 +117,10 @@ enum Atom {
 impl When {
     /// When `task` has completed. If it fails, is skipped or does not run, the rule can never
     /// fire: it is reported as unfired, and does not keep the run going.
+    ///
+    /// The task must exist when the rule is registered: a rule of the graph names a task of
+    /// the graph (by handle or name, checked when the graph is built), a rule that a growth
+    /// step or rule registers may also name the tasks the run has added so far.
     pub fn completed(task: impl Into<TaskRef>) -> Self {
         Self(vec![Atom::Completed(task.into())])
     }

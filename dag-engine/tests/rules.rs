@@ -88,7 +88,7 @@ async fn the_named_builder_grows_a_branch_too() {
                         Ok(inputs.get::<u32>("size")? * 2)
                     });
                 } else {
-                    grow.task_named("whole", ["size", "check"], |inputs| async move {
+                    grow.blocking_task_named("whole", ["size", "check"], |inputs| {
                         Ok(inputs.get::<u32>("size")?)
                     });
                 }

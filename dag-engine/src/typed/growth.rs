@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::{Deps, TaskBuilder, TaskFn};
 use crate::error::ValueError;
 use crate::executor::Placement;
-use crate::graph::{index, Node, TaskOptions, TypeInfo};
+use crate::graph::{index, Node, TaskOptions, TypeInfo, Work};
 use crate::id::Handle;
 use crate::inputs::Inputs;
 use crate::rules::{NewName, NewTask, Pending, RuleDef, View, When};
@@ -177,6 +177,48 @@ impl<'g, P: Send + Sync + 'static> Growth<'g, P> {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        let work = crate::inputs::async_work(f);
+        self.push_named(
+            name,
+            deps,
+            work,
+            crate::executor::INLINE,
+            TypeInfo::of::<V>(),
+        )
+    }
+
+    /// Adds blocking task `name` of a named graph, run on tokio's blocking pool: see
+    /// [`task_named`](Growth::task_named) and
+    /// [`NamedGraphBuilder::blocking_task`](crate::NamedGraphBuilder::blocking_task).
+    pub fn blocking_task_named<F, V, I, S>(&mut self, name: &str, deps: I, f: F) -> &mut Self
+    where
+        F: Fn(Inputs) -> anyhow::Result<V> + Send + Sync + 'static,
+        V: Send + Sync + 'static,
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let work = crate::inputs::blocking_work(f);
+        self.push_named(
+            name,
+            deps,
+            work,
+            crate::executor::BLOCKING,
+            TypeInfo::of::<V>(),
+        )
+    }
+
+    fn push_named<I, S>(
+        &mut self,
+        name: &str,
+        deps: I,
+        work: Work,
+        executor: u16,
+        output: TypeInfo,
+    ) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         let start = self.pending.deps.len();
         for dep in deps {
             match self.view.lookup(self.pending, dep.as_ref()) {
@@ -190,10 +232,10 @@ impl<'g, P: Send + Sync + 'static> Growth<'g, P> {
         let deps = index(start)..index(self.pending.deps.len());
         self.pending.push(NewTask {
             node: Node {
-                work: Some(crate::inputs::async_work(f)),
-                executor: crate::executor::INLINE,
+                work: Some(work),
+                executor,
                 options: TaskOptions::new(),
-                output: TypeInfo::of::<V>(),
+                output,
             },
             name: NewName::Given(name.to_owned()),
             deps,
