@@ -61,6 +61,9 @@ pub(crate) struct Added {
     prefixes: std::collections::HashSet<Box<str>>,
     /// The steps and rules that derived names for tasks they added, by name.
     adders: HashMap<Box<str>, Vec<u64>>,
+    /// The tasks of every step, by name, made when a derived name is first looked up, and how
+    /// many steps of `step_order` it covers.
+    derived: std::sync::Mutex<(NameIndex, usize)>,
     /// The rule (its index in the run) behind each rule's handle id.
     rules: HashMap<u64, u32>,
     /// Whether a task a step or rule added has a name that ends with `]`, as a map item's.
@@ -232,6 +235,27 @@ impl Added {
         index.insert(name, v, name_of);
     }
 
+    /// The task with derived name `name`: the index of the tasks of the steps that derived
+    /// names is made when first asked for, and brought up to date at each lookup after.
+    fn lookup_derived(&self, name: &str) -> Option<u32> {
+        let mut derived = self
+            .derived
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (index, upto) = &mut *derived;
+        let name_of = |v: u32| self.name(v);
+        for &(first, id) in &self.step_order[*upto..] {
+            let count = self.steps[&id].1;
+            index.reserve(count as usize);
+            for v in first..first + count {
+                // Each task's name is in this index once (given ones in the other too).
+                index.insert(self.name(v), v, name_of);
+            }
+        }
+        *upto = self.step_order.len();
+        index.get(name, name_of)
+    }
+
     /// Whether a task a step or rule added has a name that ends with `]`: only then can a
     /// map's item be called like it (derived names never do).
     pub fn has_bracketed_name(&self) -> bool {
@@ -264,19 +288,18 @@ impl Added {
         if let Some(v) = self.index.get(name, |v| self.name(v)) {
             return Some(v);
         }
-        // A derived name: `{adder}/..`, among the tasks that adder added.
-        for (at, _) in name.match_indices('/') {
-            for &id in self.adders.get(&name[..at]).into_iter().flatten() {
-                if let Some(v) = self
-                    .step(id)
-                    .and_then(|mut tasks| tasks.find(|&v| self.name(v) == name))
-                {
-                    return Some(v);
-                }
+        // A derived name: `{adder}/..`, among the tasks some adder derived names for.
+        if name.contains('/') && !self.adders.is_empty() {
+            if let Some(v) = self.lookup_derived(name) {
+                return Some(v);
             }
         }
         let (map, item) = name.strip_suffix(']')?.rsplit_once('[')?;
-        if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
+        // An item's number as `item_name` writes it: digits, no leading zero.
+        let written = !item.is_empty()
+            && item.bytes().all(|b| b.is_ascii_digit())
+            && (item == "0" || !item.starts_with('0'));
+        if !written {
             return None;
         }
         let item: u32 = item.parse().ok()?;
@@ -299,6 +322,21 @@ impl Added {
             .get(&v)
             .map_or(0..0, |&(first, count)| first..first + count)
     }
+}
+
+/// What a rerun may reuse of a task the run it repeats added.
+pub(crate) struct Earlier {
+    pub value: Value,
+    /// [`inputs_hash`] of the names of its inputs.
+    pub inputs: u64,
+}
+
+/// A hash of the names of a task's inputs, in order: a task added again with other inputs
+/// does not reuse its earlier value.
+pub(crate) fn inputs_hash<'a>(names: impl Iterator<Item = &'a str>) -> u64 {
+    names.fold(0x9e37_79b9_7f4a_7c15, |hash, name| {
+        (hash.rotate_left(7) ^ crate::graph::name_hash(name)).wrapping_mul(0x517c_c1b7_2722_0a95)
+    })
 }
 
 fn text_offset(at: usize) -> u32 {

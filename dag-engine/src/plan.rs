@@ -327,6 +327,7 @@ impl<P: Send + Sync + 'static> Plan<'_, P> {
                 runs,
                 given,
                 earlier: report.map(Report::earlier).unwrap_or_default(),
+                dirty,
             }),
         ))
     }

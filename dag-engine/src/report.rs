@@ -55,14 +55,28 @@ impl Report {
         }
     }
 
-    /// The values of the tasks the run added and completed, by name: what a rerun reuses.
-    pub(crate) fn earlier(&self) -> std::collections::HashMap<Box<str>, Value> {
+    /// The values of the tasks the run added and completed, by name, with their inputs: what a
+    /// rerun may reuse. Tasks a rule added are left out: what a rule adds depends on when it
+    /// fired, so a rerun builds them anew.
+    pub(crate) fn earlier(&self) -> std::collections::HashMap<Box<str>, crate::grow::Earlier> {
         let Some(added) = &self.added else {
             return std::collections::HashMap::new();
         };
+        let name = |v: u32| {
+            if added.has(v) {
+                added.name(v)
+            } else {
+                self.base.name(v)
+            }
+        };
         (added.base..index(self.records.len()))
             .filter(|&v| self.records[v as usize].status() == Status::Completed)
-            .filter_map(|v| Some((added.name(v).into(), self.values[v as usize].clone()?)))
+            .filter(|&v| added.rule_of(v).is_none())
+            .filter_map(|v| {
+                let value = self.values[v as usize].clone()?;
+                let inputs = crate::grow::inputs_hash(added.deps(v).iter().map(|&d| name(d)));
+                Some((added.name(v).into(), crate::grow::Earlier { value, inputs }))
+            })
             .collect()
     }
 

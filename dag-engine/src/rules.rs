@@ -284,7 +284,7 @@ pub(crate) struct Rules {
     watching: HashMap<u32, Vec<usize>>,
     /// Rules whose conditions all hold, in the order they came to.
     pub due: VecDeque<usize>,
-    /// How many rules of the run have each name.
+    /// The names of the run's rules.
     names: HashMap<Box<str>, u32>,
     /// Tags whose counts changed, to check for settling.
     touched: Vec<Arc<str>>,
@@ -326,6 +326,7 @@ impl Rules {
         find: impl Fn(&TaskRef) -> Result<u32, String>,
         state: impl Fn(u32) -> TaskState,
         name: impl Fn(u32) -> String,
+        task_named: &dyn Fn(&str) -> bool,
     ) -> Result<(), String> {
         let r = self.all.len();
         let mut waits = Vec::new();
@@ -382,7 +383,7 @@ impl Rules {
             unmet += 1;
             waits.push((atom, node));
         }
-        let name = self.unique(&def.name);
+        let name = self.unique(&def.name, task_named);
         self.all.push(RuleRun {
             def,
             name,
@@ -528,8 +529,13 @@ impl Rules {
     }
 
     /// Registers rule `def` as failed at once with `error` (it named a task the run lacks).
-    pub fn failed(&mut self, def: Arc<RuleDef>, error: anyhow::Error) {
-        let name = self.unique(&def.name);
+    pub fn failed(
+        &mut self,
+        def: Arc<RuleDef>,
+        error: anyhow::Error,
+        task_named: &dyn Fn(&str) -> bool,
+    ) {
+        let name = self.unique(&def.name, task_named);
         self.all.push(RuleRun {
             def,
             name,
@@ -539,15 +545,17 @@ impl Rules {
         });
     }
 
-    /// `name`, or if a rule of the run has it, `name#2`, `name#3`, ..
-    fn unique(&mut self, name: &str) -> Box<str> {
-        let count = self.names.entry(name.into()).or_insert(0);
-        *count += 1;
-        if *count == 1 {
-            name.into()
-        } else {
-            format!("{name}#{count}").into()
+    /// `name`, or if a rule of the run has it, `name#2`, `name#3`, .., one that no rule has
+    /// (nor a task, by `task_named`: the names of the tasks they add start with it).
+    fn unique(&mut self, name: &str, task_named: &dyn Fn(&str) -> bool) -> Box<str> {
+        let mut candidate: Box<str> = name.into();
+        let mut suffix = 1;
+        while self.names.contains_key(&candidate) || task_named(&candidate) {
+            suffix += 1;
+            candidate = format!("{name}#{suffix}").into();
         }
+        self.names.insert(candidate.clone(), 1);
+        candidate
     }
 
     /// The tags growth step `v` declared.
@@ -633,8 +641,8 @@ pub(crate) struct Pending {
     pub tasks: Vec<NewTask>,
     /// The inputs of all its tasks, one after the other.
     pub deps: Vec<u32>,
-    /// The tasks whose values it read (through a shared `Growth`).
-    pub reads: core::cell::RefCell<Vec<u32>>,
+    /// Whether it read a task's value or tags beyond its inputs (through a shared `Growth`).
+    pub read: core::cell::Cell<bool>,
     pub rules: Vec<Arc<RuleDef>>,
     /// What is wrong with what it asked for: each fails the step.
     pub problems: Vec<String>,
@@ -688,7 +696,7 @@ impl Pending {
             first,
             tasks: Vec::new(),
             deps: Vec::new(),
-            reads: core::cell::RefCell::new(Vec::new()),
+            read: core::cell::Cell::new(false),
             rules: Vec::new(),
             problems: Vec::new(),
             suffixes: HashMap::new(),

@@ -33,7 +33,7 @@ use crate::graph::{
     index, next_builder_id, push_decimal, Base, Call, Graph, GraphInner, Growing, Node, Spread,
     Work,
 };
-use crate::grow::By;
+use crate::grow::{inputs_hash, By, Earlier};
 use crate::id::{Attempt, RunKey, Status, TaskState};
 use crate::live::RunStatus;
 use crate::options::{CancelHandle, Deadline, RunOptions};
@@ -71,8 +71,12 @@ pub(crate) struct Start {
     pub runs: Vec<bool>,
     pub given: Vec<Option<(Value, Origin)>>,
     /// The values of the tasks the run this one repeats added and completed, by name: a task
-    /// added again under one of these names takes its value without running.
-    pub earlier: HashMap<Box<str>, Value>,
+    /// added again under one of these names, from the same inputs, by what is unchanged,
+    /// takes its value without running.
+    pub earlier: HashMap<Box<str>, Earlier>,
+    /// The graph's tasks reset, or downstream of a reset or marked task: what they add is
+    /// not reused.
+    pub dirty: Vec<bool>,
 }
 
 /// A run of a [`Graph`]: a future of its [`Report`], from [`Graph::run`].
@@ -269,7 +273,10 @@ struct Scheduler {
     /// The added tasks waiting for each input that had no value when they were added.
     waiters: Waiters,
     /// See [`Start::earlier`].
-    earlier: HashMap<Box<str>, Value>,
+    earlier: HashMap<Box<str>, Earlier>,
+    /// Per node, whether what it adds may reuse values of the run this one repeats (for the
+    /// graph's own, that it is not dirty: see [`Start::dirty`]); empty for a first run.
+    reusable: Vec<bool>,
     /// Whether the run was stopped: rules no longer fire.
     stopped: bool,
 }
@@ -351,6 +358,7 @@ impl Scheduler {
             growing: false,
             waiters: Waiters::default(),
             earlier: HashMap::new(),
+            reusable: Vec::new(),
             stopped: false,
         }
     }
@@ -377,8 +385,12 @@ impl Scheduler {
                 runs,
                 given,
                 earlier,
+                dirty,
             }) => {
-                self.earlier = earlier;
+                if !earlier.is_empty() {
+                    self.earlier = earlier;
+                    self.reusable = dirty.iter().map(|&dirty| !dirty).collect();
+                }
                 self.missing = vec![NOT_WAITING; n];
                 for (v, given) in given.into_iter().enumerate().skip(1) {
                     if let Some((value, origin)) = given {
@@ -740,8 +752,8 @@ impl Scheduler {
         self.state.reserve(width, width * (map_name.len() + 12));
         self.missing.reserve(width);
         let mut waiting = width;
-        // Items are reused only if their collection is.
-        let reuse = self.unchanged(source);
+        // Items are reused only if the map may reuse and its collection is unchanged.
+        let reuse = self.may_reuse(v) && self.unchanged(source);
         for i in 0..width {
             let s = self.state.add(
                 item,
@@ -751,6 +763,7 @@ impl Scheduler {
                 v,
                 now,
             );
+            self.reusable_as(s, false);
             if let Some(value) = self.reused(s, reuse) {
                 // The run this one repeats completed the item already, from the same list.
                 self.missing.push(NOT_WAITING);
@@ -794,14 +807,19 @@ impl Scheduler {
     /// have is failed at once.
     fn register(&mut self, def: Arc<RuleDef>) {
         let state = &self.state;
+        let graph = &*self.info.graph;
+        let task_named =
+            |name: &str| graph.lookup(name).is_some() || state.added.lookup(name).is_some();
         let result = self.rules.register(
             def.clone(),
-            |task| task.find(&self.info.graph, &state.added),
+            |task| task.find(graph, &state.added),
             |v| state.records[v as usize].state,
             |v| state.name(v).to_owned(),
+            &task_named,
         );
         if let Err(problem) = result {
-            self.rules.failed(def, anyhow::anyhow!(problem));
+            self.rules
+                .failed(def, anyhow::anyhow!(problem), &task_named);
         }
     }
 
@@ -854,7 +872,7 @@ impl Scheduler {
             tasks,
             deps,
             rules,
-            reads,
+            read,
             mut problems,
             ..
         } = pending;
@@ -884,14 +902,18 @@ impl Scheduler {
                 ));
             }
         }
-        // Its tasks may reuse the values of the run this one repeats only if what it read is
-        // the same as there.
-        let reuse = !self.earlier.is_empty()
-            && reads.borrow().iter().all(|&v| self.unchanged(v))
-            && match by {
-                By::Task(v) => self.state.deps(v).iter().all(|&d| self.unchanged(d)),
-                By::Rule(..) => true,
-            };
+        // Its tasks may reuse the values of the run this one repeats only if it is a growth step
+        // that may reuse, its inputs are unchanged, and it read nothing else (what it read
+        // then may not be what it reads now). A rule's tasks never do: what a rule adds
+        // depends on when it fired.
+        let reuse = match by {
+            By::Task(v) => {
+                self.may_reuse(v)
+                    && !read.get()
+                    && self.state.deps(v).iter().all(|&d| self.unchanged(d))
+            }
+            By::Rule(..) => false,
+        };
         let names = self.check_names(by, &tasks, &mut problems);
         let derived = tasks
             .iter()
@@ -1022,6 +1044,7 @@ impl Scheduler {
         let s = self
             .state
             .add(template, |text| text.push_str(name), deps, by, 0, now);
+        self.reusable_as(s, reuse);
         let tagging = tagging.as_deref();
         for tag in tagging.map_or(&[][..], |tagging| &tagging.tags) {
             self.rules.tag_task(s, tag);
@@ -1141,28 +1164,48 @@ impl Scheduler {
     }
 
     /// The value added task `v` had in the run this one repeats, if it completed there and
-    /// may be reused: `reuse` says whether what added it read only values that are the same as
-    /// there, and its inputs must be too. A growth step is never reused: it runs again to add
-    /// its tasks again.
+    /// may be reused: `reuse` says whether what added it may reuse, and the task must have
+    /// the same inputs, unchanged, and a value of its type. A growth step is never reused: it
+    /// runs again to add its tasks again.
     fn reused(&self, v: u32, reuse: bool) -> Option<Value> {
         if !reuse || self.earlier.is_empty() {
             return None;
         }
         let node = self.state.node(v);
-        if matches!(node.work, Some(Work::Grow(_)))
-            || !self.state.deps(v).iter().all(|&d| self.unchanged(d))
-        {
+        let deps = self.state.deps(v);
+        if matches!(node.work, Some(Work::Grow(_))) || !deps.iter().all(|&d| self.unchanged(d)) {
             return None;
         }
-        let value = self.earlier.get(self.state.name(v))?;
-        let inner: &(dyn core::any::Any + Send + Sync) = &**value;
-        (inner.type_id() == node.output.id).then(|| value.clone())
+        let earlier = self.earlier.get(self.state.name(v))?;
+        if earlier.inputs != inputs_hash(deps.iter().map(|&d| self.state.name(d))) {
+            return None;
+        }
+        let inner: &(dyn core::any::Any + Send + Sync) = &*earlier.value;
+        (inner.type_id() == node.output.id).then(|| earlier.value.clone())
     }
 
     /// Whether node `v` has the value it had in the run this one repeats (the parameter is
     /// taken as the same, as for the graph's own tasks).
     fn unchanged(&self, v: u32) -> bool {
-        v == 0 || self.state.records[v as usize].origin == Origin::Reused
+        v == 0
+            || self
+                .state
+                .records
+                .get(v as usize)
+                .is_some_and(|record| record.origin == Origin::Reused)
+    }
+
+    /// Whether what node `v` adds may reuse values of the run this one repeats.
+    fn may_reuse(&self, v: u32) -> bool {
+        self.reusable.get(v as usize).copied().unwrap_or(false)
+    }
+
+    /// Records whether what added node `v` adds may reuse values (only in a rerun).
+    fn reusable_as(&mut self, v: u32, reuse: bool) {
+        if !self.earlier.is_empty() {
+            self.reusable.resize(v as usize, false);
+            self.reusable.push(reuse);
+        }
     }
 
     /// Map task `v` cannot spread: it fails (its one attempt starting and failing at once).

@@ -32,8 +32,12 @@ use crate::rules::{NewName, NewTask, Pending, RuleDef, View, When};
 ///
 /// A task added without a name is called after what added it: `step/fetch`,
 /// `step/fetch#2`, `rule/closure@src/main.rs:9:13`. What a step adds should depend only on
-/// the values it reads, so that a rerun ([`Graph::again`](crate::Graph::again)) builds the
-/// same tasks under the same names (and reuses the values of those that completed).
+/// its inputs, so that a rerun ([`Graph::again`](crate::Graph::again)) builds the same
+/// tasks under the same names. A rerun reuses a value of a task a step added only if the
+/// step's inputs and the task's are unchanged and the step read nothing else (no
+/// [`value`](Growth::value), [`value_of`](Growth::value_of) or
+/// [`with_tag`](Growth::with_tag)); what a rule adds is built anew, since it depends on when
+/// the rule fired.
 ///
 /// ```
 /// use dagjoin::runtime::{GraphBuilder, Growth};
@@ -257,6 +261,7 @@ impl<'g, P: Send + Sync + 'static> Growth<'g, P> {
     /// If it has no value (yet), its value is of another type, or the handle is of another
     /// graph or run.
     pub fn value<T: Any>(&self, handle: &Handle<T>) -> Result<&'g T, ValueError> {
+        self.pending.read.set(true);
         let v = self
             .view
             .resolve(
@@ -270,7 +275,6 @@ impl<'g, P: Send + Sync + 'static> Growth<'g, P> {
                 handle_index: handle.index,
                 graph: self.view.graph.id,
             })?;
-        self.pending.reads.borrow_mut().push(v);
         let view: &'g View<'g> = self.view;
         view.value(v)
     }
@@ -281,13 +285,13 @@ impl<'g, P: Send + Sync + 'static> Growth<'g, P> {
     ///
     /// If there is no such task, it has no value (yet), or its value is of another type.
     pub fn value_of<T: Any>(&self, name: &str) -> Result<&'g T, ValueError> {
+        self.pending.read.set(true);
         let v = self
             .view
             .lookup(self.pending, name)
             .ok_or_else(|| ValueError::UnknownTask {
                 name: name.to_owned(),
             })?;
-        self.pending.reads.borrow_mut().push(v);
         let view: &'g View<'g> = self.view;
         view.value(v)
     }
@@ -300,6 +304,7 @@ impl<'g, P: Send + Sync + 'static> Growth<'g, P> {
     ///
     /// If one of them is not a task of type `T`.
     pub fn with_tag<T: Any>(&self, tag: &str) -> Result<Vec<Handle<T>>, ValueError> {
+        self.pending.read.set(true);
         let state = self.view.state;
         let mut tasks = self.view.rules.tagged(tag).to_vec();
         tasks.sort_by(|&a, &b| state.name(a).cmp(state.name(b)));
@@ -420,7 +425,9 @@ impl<P: Send + Sync + 'static> Rule<P> {
         }
     }
 
-    /// Names the rule: the tasks it adds are named after it, and the report lists it so.
+    /// Names the rule: the tasks it adds are named after it, and the report lists it so. If
+    /// another rule of the run or a task has the name already, the run calls it `name#2`
+    /// (`#3`, ..) instead.
     #[must_use]
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
