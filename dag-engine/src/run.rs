@@ -1119,7 +1119,7 @@ impl Scheduler {
         let def = self.rules.all[r].def.clone();
         let name = self.rules.all[r].name.clone();
         if self.stopped {
-            let why = "the run was stopped before its conditions held".into();
+            let why = "the run was stopped before it could fire".into();
             return self.rules.fired(r, Fate::Never(why));
         }
         let mut pending = Pending::new(next_builder_id(), index(self.state.records.len()));
