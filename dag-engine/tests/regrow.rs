@@ -8,18 +8,8 @@ use std::time::Duration;
 use dagjoin::runtime::{GraphBuilder, Growth, Rule, Status, When};
 use tokio::time::sleep;
 
-fn after<T: Clone + Send + Sync + 'static>(
-    ms: u64,
-    value: T,
-) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send + Sync {
-    move || {
-        let value = value.clone();
-        Box::pin(async move {
-            sleep(Duration::from_millis(ms)).await;
-            value
-        })
-    }
-}
+mod common;
+use common::after;
 
 // Rule names: `r`, `r#2` (given), `r`: the third gets a name of its own.
 #[tokio::test(start_paused = true)]

@@ -10,19 +10,8 @@ use dagjoin::runtime::{
 use futures::StreamExt;
 use tokio::time::{sleep, Instant};
 
-/// A task that sleeps `ms` milliseconds, then returns `value`.
-fn after<T: Clone + Send + Sync + 'static>(
-    ms: u64,
-    value: T,
-) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send + Sync {
-    move || {
-        let value = value.clone();
-        Box::pin(async move {
-            sleep(Duration::from_millis(ms)).await;
-            value
-        })
-    }
-}
+mod common;
+use common::after;
 
 /// The time since `start` in whole milliseconds.
 fn ms(start: Instant, at: Instant) -> u128 {

@@ -1,5 +1,5 @@
 //! Helpers shared by the engine tests: a log of task runs in (paused) tokio time, a drop
-//! guard, and the seed graph's timings.
+//! guard, the seed graph's timings, and a task that sleeps then returns a value.
 
 #![allow(dead_code, reason = "each test binary uses a part of these helpers")]
 
@@ -174,4 +174,18 @@ pub fn check_seed_report(report: &dagjoin::runtime::Report, log: &Log) {
         report.critical_path(),
         ["slow_task_a", "fast_task_c", "end_task"]
     );
+}
+
+/// A task that sleeps `ms` milliseconds, then returns `value`.
+pub fn after<T: Clone + Send + Sync + 'static>(
+    ms: u64,
+    value: T,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send + Sync {
+    move || {
+        let value = value.clone();
+        Box::pin(async move {
+            sleep(Duration::from_millis(ms)).await;
+            value
+        })
+    }
 }
