@@ -62,9 +62,13 @@ pub fn dag(input: TokenStream) -> TokenStream {
 }
 
 fn try_dag(input: TokenStream) -> syn::Result<TokenStream> {
-    let input = parse::parse(input)?;
+    let mut input = parse::parse(input)?;
+    let misplaced = core::mem::take(&mut input.misplaced);
     let graph = Graph::new(input);
     let cx = Ctxt::new();
+    for error in misplaced {
+        cx.syn_error(error);
+    }
     check::check(&cx, &graph);
     cx.check()?;
     let plan = plan::plan(&graph.deps());

@@ -20,6 +20,9 @@ pub struct Input {
     pub error_type: Option<ErrorOption>,
     pub nodes: Vec<NodeStmt>,
     pub tail: Option<Expr>,
+    /// Options given in the wrong place or twice: errors, but the graph is still checked, so
+    /// that they do not hide its other errors.
+    pub misplaced: Vec<syn::Error>,
 }
 
 /// `type Error = Ty;`
@@ -137,42 +140,27 @@ pub fn parse(input: TokenStream) -> Result<Input, syn::Error> {
     let mut tail = None;
     let mut move_token = None;
     let mut error_type: Option<ErrorOption> = None;
+    let mut misplaced = Vec::new();
     let count = chunks.len();
     for (i, chunk) in chunks.into_iter().enumerate() {
         let last = i + 1 == count;
         match chunk {
             Chunk::Statement { tokens, .. } if is_move(&tokens) => {
                 let token: Token![move] = syn::parse2(tokens).expect("checked by is_move");
-                if !nodes.is_empty() {
-                    push(syn::Error::new(
-                        token.span,
-                        "`move;` must come first, before the tasks",
-                    ));
-                } else if move_token.is_some() {
-                    push(syn::Error::new(
-                        token.span,
-                        "`move;` is given more than once",
-                    ));
-                } else {
-                    move_token = Some(token);
+                let span = token.span;
+                if let Err(e) = place(&mut move_token, token, span, !nodes.is_empty(), "`move;`") {
+                    misplaced.push(e);
                 }
             }
             Chunk::Statement { tokens, .. } if starts_with_type(&tokens) => {
                 match syn::parse2::<ErrorOption>(tokens) {
                     Ok(option) => {
                         let span = option.type_token.span;
-                        if !nodes.is_empty() {
-                            push(syn::Error::new(
-                                span,
-                                "`type Error = ..;` must come first, before the tasks",
-                            ));
-                        } else if error_type.is_some() {
-                            push(syn::Error::new(
-                                span,
-                                "`type Error` is given more than once",
-                            ));
-                        } else {
-                            error_type = Some(option);
+                        let what = "`type Error = ..;`";
+                        if let Err(e) =
+                            place(&mut error_type, option, span, !nodes.is_empty(), what)
+                        {
+                            misplaced.push(e);
                         }
                     }
                     Err(e) => push(e),
@@ -201,14 +189,45 @@ pub fn parse(input: TokenStream) -> Result<Input, syn::Error> {
         }
     }
     match errors {
-        Some(e) => Err(e),
+        Some(mut e) => {
+            for m in misplaced {
+                e.combine(m);
+            }
+            Err(e)
+        }
         None => Ok(Input {
             krate,
             move_token,
             error_type,
             nodes,
             tail,
+            misplaced,
         }),
+    }
+}
+
+/// Keeps option `value` (written `what`, at `span`) in `slot`, unless it comes after the tasks
+/// (`late`) or was given already: then the error that says so.
+fn place<T>(
+    slot: &mut Option<T>,
+    value: T,
+    span: Span,
+    late: bool,
+    what: &str,
+) -> Result<(), syn::Error> {
+    if late {
+        Err(syn::Error::new(
+            span,
+            format!("{what} must come first, before the tasks"),
+        ))
+    } else if slot.is_some() {
+        Err(syn::Error::new(
+            span,
+            format!("{what} is given more than once"),
+        ))
+    } else {
+        *slot = Some(value);
+        Ok(())
     }
 }
 
