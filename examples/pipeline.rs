@@ -4,14 +4,17 @@
 //!   the graph's own task;
 //! - CPU-bound `#[blocking]` nodes that write files into a temporary directory and hash
 //!   them, on tokio's blocking pool, in parallel;
-//! - fallible nodes (`?`): the first error ends the run and names the node that failed.
+//! - fallible nodes (`?`): the first error ends the run and names the node that failed;
+//! - a flaky remote call with a timeout and retries.
 //!
 //! Run with `cargo run --example pipeline`. It prints a timeline, then runs the pipeline
-//! again with a failing node.
+//! again with the remote server down: each attempt times out, and the last timeout ends the
+//! run.
 
 use std::hash::Hasher;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -76,16 +79,18 @@ fn write_and_hash(path: &Path, megabytes: usize, seed: u64) -> std::io::Result<(
     Ok((name, hasher.finish()))
 }
 
-/// IO-like: the digest a remote store expects; fails when asked to.
-async fn fetch_manifest(fail: bool) -> Result<u64, std::io::Error> {
-    log("fetch manifest: start");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    if fail {
-        log("fetch manifest: failed");
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "manifest server timed out",
-        ));
+/// IO-like: the digest a remote store expects. The server is busy at the first call; when
+/// `down`, it never answers.
+async fn fetch_manifest(calls: &AtomicU32, down: bool) -> Result<u64, std::io::Error> {
+    let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+    log(&format!("fetch manifest: attempt {call}"));
+    if down {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if call == 1 {
+        log("fetch manifest: server busy");
+        return Err(std::io::Error::other("manifest server busy"));
     }
     log("fetch manifest: done");
     Ok(42)
@@ -105,7 +110,8 @@ async fn upload(config: &Config, digest: u64) -> String {
     format!("{digest:016x} ({} MB config)", config.megabytes)
 }
 
-async fn pipeline(fail: bool) -> anyhow::Result<String> {
+async fn pipeline(down: bool) -> anyhow::Result<String> {
+    let calls = AtomicU32::new(0);
     dag! {
         dir      = async { workspace() }?;
         config   = fetch_config();
@@ -115,7 +121,9 @@ async fn pipeline(fail: bool) -> anyhow::Result<String> {
         b        = write_and_hash(&dir.join("b.bin"), config.megabytes, 2)?;
         #[blocking]
         c        = write_and_hash(&dir.join("c.bin"), 2, 3)?;
-        manifest = fetch_manifest(fail)?;
+        #[timeout(500ms)]
+        #[retry(2, backoff = 50ms)]
+        manifest = fetch_manifest(&calls, down)?;
         digest   = async { combine(&[a, b, c], manifest) };
         receipt  = upload(&config, digest);
         #[blocking]

@@ -56,7 +56,7 @@
 /// one the macro binds (a `tokio::select!` branch `a = fut => ..`): give those another name.
 ///
 /// A task may have doc comments (`/// ..`); its only other attributes are those of
-/// [placement](#placement).
+/// [placement](#placement) and of [timeouts and retries](#timeouts-and-retries).
 ///
 /// The expression of a task is evaluated once all the tasks it uses have their values, at
 /// that moment and never later. No task waits for a task it does not use.
@@ -192,11 +192,62 @@
 /// # });
 /// ```
 ///
+/// # Timeouts and retries
+///
+/// Two attributes bound a task's attempts, with the semantics of the engine's
+/// `TaskOptions` (feature `tokio` for the timer):
+///
+/// - `#[timeout(LIMIT)]` is the longest one attempt may take. A task that takes longer fails
+///   with [`TimedOut`], whose message names the task and the limit
+///   (``task `fetch` timed out after 50ms``), and a graph with such a task is fallible even
+///   without `?`. The limit counts from the moment the task starts; an attempt that ends at
+///   the very instant of its limit succeeds. A graph with its own error type needs
+///   `From<dagjoin::TimedOut>` for it. A `#[blocking]` task cannot have a timeout: its closure
+///   cannot be interrupted.
+/// - `#[retry(N)]` tries a failed attempt (an error of a `?` task, or a timeout) again, up to
+///   `N` more times; `#[retry(N, backoff = WAIT)]` waits `WAIT` before the first retry and
+///   twice as long before each further one. When no retry is left, the last attempt's error
+///   is the task's. A panic is not retried: it reaches the task awaiting the graph, as
+///   everywhere in `dag!`.
+///
+/// `LIMIT` and `WAIT` are `Duration`s, or integer literals with a unit: `500ms`, `2s`,
+/// `100us`, `10ns`. `N` is a `u32`. Both may be expressions, evaluated when the task starts.
+///
+/// Each attempt evaluates the task's expression again. It gets a fresh clone of every task it
+/// takes by value (so those must be `Clone`) and borrows the ones it borrows; a variable from
+/// outside the graph is used as in the body of a loop, so a retried task that moves one must
+/// clone it itself.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use dagjoin::dag;
+/// # async fn fetch(calls: &AtomicU32, id: u32) -> Result<u32, std::io::Error> {
+/// #     if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err(std::io::Error::other("busy")) } else { Ok(id) }
+/// # }
+/// # async fn render(id: u32) -> String { format!("page {id}") }
+///
+/// # #[cfg(all(feature = "tokio", feature = "anyhow"))]
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// let calls = AtomicU32::new(0);
+/// let page = dag! {
+///     #[timeout(2s)]
+///     #[retry(3, backoff = 100ms)]
+///     user = fetch(&calls, 7)?;        // fails twice, then succeeds
+///     page = render(user);
+///     page
+/// }
+/// .await;
+/// assert_eq!(page.unwrap(), "page 7");
+/// assert_eq!(calls.load(Ordering::SeqCst), 3);
+/// # });
+/// ```
+///
 /// # Compile errors
 ///
 /// A dependency cycle (`` dependency cycle: `a` -> `b` -> `a` ``, at the reference that closes
-/// it), a task that uses itself, a name defined twice, an unknown or repeated attribute,
-/// `&name` into a `#[spawn]` task, `&mut name` of a task, misplaced or repeated options and
+/// it), a task that uses itself, a name defined twice, an unknown or repeated attribute, a
+/// timeout or retry that cannot apply (a `#[blocking]` timeout, a retry of a task that cannot
+/// fail, a duration without a unit), `&name` into a `#[spawn]` task, `&mut name` of a task, misplaced or repeated options and
 /// malformed statements are compile errors pointing at the tokens to fix, all of them at once.
 ///
 /// ```compile_fail
@@ -213,6 +264,8 @@ macro_rules! dag {
     };
 }
 
+pub use dag_runtime::TimedOut;
+
 #[cfg(feature = "engine")]
 pub use dag_engine as runtime;
 
@@ -222,9 +275,24 @@ pub mod __private {
     pub use dag_macros::dag_impl;
     #[cfg(feature = "anyhow")]
     pub use dag_runtime::{anyhow, task_error};
-    pub use dag_runtime::{branch, join, join_wide, try_join, try_join_wide, Owned, Slot};
+    pub use dag_runtime::{
+        branch, clone_for_retry, join, join_wide, timed_out_into, try_join, try_join_wide, Owned,
+        Retry, Slot, TimedOut,
+    };
     #[cfg(feature = "tokio")]
-    pub use dag_runtime::{spawn, spawn_blocking};
+    pub use dag_runtime::{spawn, spawn_blocking, timeout};
+
+    /// The error of a graph whose node timed out, without its own error type.
+    #[cfg(feature = "anyhow")]
+    pub fn timed_out(error: TimedOut) -> anyhow::Error {
+        anyhow::Error::new(error)
+    }
+
+    /// Retries with a backoff, which waits on tokio's timer.
+    #[cfg(feature = "tokio")]
+    pub fn retry_with_backoff(retries: u32, backoff: core::time::Duration) -> Retry {
+        Retry::with_backoff(retries, backoff)
+    }
 
     /// The graph's future, unchanged. Returning `dag! { .. }` from a function then does not
     /// read as a hand-written `async fn` to lints such as `clippy::manual_async_fn`.
@@ -234,10 +302,10 @@ pub mod __private {
     }
 
     #[cfg(not(feature = "tokio"))]
-    pub use self::disabled::{spawn, spawn_blocking};
+    pub use self::disabled::{retry_with_backoff, spawn, spawn_blocking, timeout};
 
     #[cfg(not(feature = "anyhow"))]
-    pub use self::disabled::{anyhow, task_error};
+    pub use self::disabled::{anyhow, task_error, timed_out};
 
     /// Stand-ins for what a disabled feature provides: using them is a compile error that
     /// names the feature.
@@ -253,6 +321,12 @@ pub mod __private {
         pub trait NeedsTokioFeature {}
 
         #[diagnostic::on_unimplemented(
+            message = "`#[timeout]` and a `#[retry]` backoff wait on tokio's timer: they need the `tokio` feature of `dagjoin`",
+            label = "this waits on tokio's timer"
+        )]
+        pub trait NeedsTokioTimer {}
+
+        #[diagnostic::on_unimplemented(
             message = "fallible tasks need the `anyhow` feature of `dagjoin`, or an error type chosen with `type Error = YourError;`",
             label = "this task's error needs a type to go into"
         )]
@@ -266,6 +340,22 @@ pub mod __private {
             _: F,
         ) -> core::future::Pending<T> {
             core::future::pending()
+        }
+
+        pub fn timeout<D: NeedsTokioTimer, F: core::future::IntoFuture>(
+            _: D,
+            _: &'static str,
+            _: F,
+        ) -> core::future::Pending<Result<F::Output, super::TimedOut>> {
+            core::future::pending()
+        }
+
+        pub fn retry_with_backoff<D: NeedsTokioTimer>(retries: u32, _: D) -> super::Retry {
+            super::Retry::new(retries)
+        }
+
+        pub fn timed_out<E: NeedsAnyhowFeature>(_: E) -> anyhow::Error {
+            anyhow::Error(())
         }
 
         pub mod anyhow {

@@ -83,49 +83,11 @@ fn duplicate_names(cx: &Ctxt, graph: &Graph) {
     }
 }
 
-// A node takes at most one placement attribute, `#[spawn]` or `#[blocking]`, without
-// arguments, and any doc comments (which document the node to its reader).
+// A node's attributes are those `attrs` knows, each once, with their arguments, in
+// combinations that mean something; the trailing expression has none.
 fn attributes(cx: &Ctxt, graph: &Graph) {
-    for node in &graph.nodes {
-        let mut placement: Option<String> = None;
-        for attr in &node.attrs {
-            let name = crate::parse::attr_name(attr);
-            if name == "doc" {
-                continue;
-            }
-            let span = attr
-                .path()
-                .segments
-                .first()
-                .map_or_else(Span::call_site, |s| s.ident.span());
-            if name != "spawn" && name != "blocking" {
-                cx.error_spanned(
-                    span,
-                    format!(
-                        "unknown attribute `{name}` on task `{}`: the attributes are `#[spawn]` (run as its own tokio task) and `#[blocking]` (run a synchronous expression on the blocking pool)",
-                        unraw(&node.name)
-                    ),
-                );
-                continue;
-            }
-            if let Err(e) = attr.meta.require_path_only() {
-                cx.error_spanned(e.span(), format!("`#[{name}]` takes no arguments"));
-                continue;
-            }
-            match &placement {
-                Some(first) if *first == name => {
-                    cx.error_spanned(span, format!("`#[{name}]` is given more than once"));
-                }
-                Some(first) => cx.error_spanned(
-                    span,
-                    format!(
-                        "task `{}` cannot be both `#[{first}]` and `#[{name}]`: choose one",
-                        unraw(&node.name)
-                    ),
-                ),
-                None => placement = Some(name),
-            }
-        }
+    for error in &graph.attr_errors {
+        cx.syn_error(error.clone());
     }
     if let Some(tail) = &graph.tail {
         if let Some(attr) = expr_attrs(tail).first() {

@@ -758,12 +758,15 @@ impl<'a> Expander<'a> {
     }
 
     /// A node's value: `{ prelude; (EXPR).await }`, with the error converted and returned
-    /// for a fallible node.
+    /// for a fallible node; for a node with a timeout or retries, its attempts.
     fn awaited(&mut self, v: usize) -> TokenStream {
         let (prelude, expr) = self.node_code(v);
         let node = &self.graph.nodes[v];
-        let span = node.expr.span();
         let future = self.placed(v, &expr);
+        if node.timeout.is_some() || node.retry.is_some() {
+            return self.attempts(v, &prelude, &future);
+        }
+        let span = node.expr.span();
         let mut value = quote_spanned!(span=> (#future).await);
         if let Some(question) = node.question {
             let krate = self.krate;
@@ -780,6 +783,112 @@ impl<'a> Expander<'a> {
         } else {
             quote!({ #prelude #value })
         }
+    }
+
+    /// The value of a node with `#[timeout(..)]` or `#[retry(..)]`:
+    ///
+    /// ```text
+    /// {
+    ///     PRELUDE
+    ///     let a = a;                      // each input it takes by value
+    ///     let limit: Duration = LIMIT;
+    ///     let mut retry = Retry::new(N);
+    ///     loop {
+    ///         let a = a.clone_for_retry();
+    ///         match ATTEMPT {             // Result<T, the graph's error>
+    ///             Ok(value) => break value,
+    ///             Err(error) => retry.failed(error).await?,
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// Without `#[retry]`, `ATTEMPT?` in place of the loop.
+    fn attempts(&self, v: usize, prelude: &TokenStream, future: &TokenStream) -> TokenStream {
+        let krate = self.krate;
+        let node = &self.graph.nodes[v];
+        let span = node.expr.span();
+        let name = unraw(&node.name);
+        let mut value = quote_spanned!(span=> (#future).await);
+        let mut setup = TokenStream::new();
+        if let Some(timeout) = &node.timeout {
+            let limit_span = timeout.limit.span();
+            let limit_expr = &timeout.limit;
+            // At the attribute, where an error about the timer points.
+            let limit = Ident::new("__dag_limit", timeout.span);
+            setup.extend(quote_spanned! {limit_span=>
+                let #limit: ::core::time::Duration = #limit_expr;
+            });
+            let timed_out = if let Some(option) = &self.graph.error_type {
+                let ty = &option.ty;
+                let ty = respan(quote::ToTokens::to_token_stream(ty), timeout.span);
+                quote_spanned!(timeout.span=> |e| #krate::__private::timed_out_into::<#ty>(e))
+            } else {
+                quote_spanned!(timeout.span=> #krate::__private::timed_out)
+            };
+            value = quote_spanned! {span=>
+                ::core::result::Result::map_err(
+                    #krate::__private::timeout(#limit, #name, #future).await,
+                    #timed_out,
+                )
+            };
+        }
+        if let Some(question) = node.question {
+            let error = if let Some(option) = &self.graph.error_type {
+                let ty = &option.ty;
+                quote_spanned!(question.span=> <#ty as ::core::convert::From<_>>::from)
+            } else {
+                quote_spanned!(question.span=> |e| #krate::__private::task_error(e, #name))
+            };
+            value = if node.timeout.is_some() {
+                quote_spanned! {question.span=>
+                    ::core::result::Result::and_then(#value, |r| ::core::result::Result::map_err(r, #error))
+                }
+            } else {
+                quote_spanned!(question.span=> ::core::result::Result::map_err(#value, #error))
+            };
+        }
+        let Some(retry) = &node.retry else {
+            return quote!({ #prelude #setup #value? });
+        };
+        let retries = &retry.retries;
+        let retries_span = retries.span();
+        let state = Ident::new("__dag_retry", Span::mixed_site());
+        let make = match &retry.backoff {
+            None => quote_spanned!(retries_span=> #krate::__private::Retry::new(#retries)),
+            Some(backoff) => quote_spanned! {retry.span=>
+                #krate::__private::retry_with_backoff(#retries, #backoff)
+            },
+        };
+        let mut keep = TokenStream::new();
+        let mut copies = TokenStream::new();
+        for u in node.uses.iter().filter(|u| u.mode == Mode::Own) {
+            let input = self.name(u.node.0);
+            let mut at_site = input.clone();
+            at_site.set_span(u.site.span());
+            keep.extend(quote!(let #input = #input;));
+            // All at the use: the error for a value that is not `Clone` points there.
+            copies.extend(quote_spanned! {at_site.span()=>
+                let #input = #krate::__private::clone_for_retry(&#at_site);
+            });
+        }
+        let (ok, err) = (
+            Ident::new("__dag_value", Span::mixed_site()),
+            Ident::new("__dag_error", Span::mixed_site()),
+        );
+        quote! {{
+            #prelude
+            #keep
+            #setup
+            let mut #state = #make;
+            loop {
+                #copies
+                match #value {
+                    ::core::result::Result::Ok(#ok) => break #ok,
+                    ::core::result::Result::Err(#err) => #state.failed(#err).await?,
+                }
+            }
+        }}
     }
 
     /// What a node needs before its expression (waits on slots, values taken from slots or
@@ -864,6 +973,23 @@ fn may_capture_by_reference(expr: &TokenStream) -> bool {
         TokenTree::Punct(punct) => matches!(punct.as_char(), '|' | '!'),
         TokenTree::Literal(_) => false,
     })
+}
+
+/// `tokens` with every span set to `span`, where an error about them belongs.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(span.located_at(span));
+            }
+            tree
+        })
+        .collect()
 }
 
 /// How many slots one local of the graph's future holds; see `slot_tuples`.

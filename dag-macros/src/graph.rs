@@ -12,8 +12,9 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, ToTokens};
 use syn::punctuated::Punctuated;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Attribute, Expr, Ident, Macro, Pat, Stmt, Token};
+use syn::{Expr, Ident, Macro, Pat, Stmt, Token};
 
+use crate::attrs::{self, NodeAttrs, Retry, Timeout};
 use crate::parse::{Input, NodeStmt};
 
 /// Index of a node in source order.
@@ -59,12 +60,21 @@ pub enum Placement {
 
 pub struct Node {
     pub name: Ident,
-    pub attrs: Vec<Attribute>,
     pub placement: Placement,
+    /// `#[timeout(..)]`: the graph can fail even without `?`.
+    pub timeout: Option<Timeout>,
+    pub retry: Option<Retry>,
     pub expr: Expr,
     pub question: Option<Token![?]>,
     /// Distinct nodes used, in order of first use.
     pub uses: Vec<Use>,
+}
+
+impl Node {
+    /// Whether the node can fail: it has `?` or a timeout.
+    pub fn fallible(&self) -> bool {
+        self.question.is_some() || self.timeout.is_some()
+    }
 }
 
 pub struct Graph {
@@ -76,6 +86,8 @@ pub struct Graph {
     pub tail_uses: Vec<Use>,
     /// First definition of each name.
     pub names: BTreeMap<String, NodeId>,
+    /// Errors in the nodes' attributes, reported by `check`.
+    pub attr_errors: Vec<syn::Error>,
 }
 
 impl Graph {
@@ -84,6 +96,7 @@ impl Graph {
         for (i, node) in input.nodes.iter().enumerate() {
             names.entry(unraw(&node.name)).or_insert(NodeId(i));
         }
+        let mut attr_errors = Vec::new();
         let nodes = input
             .nodes
             .into_iter()
@@ -94,7 +107,14 @@ impl Graph {
                      expr,
                      question,
                  }| {
-                    let placement = placement(&attrs);
+                    let (attrs, errors) =
+                        attrs::node_attrs(&attrs, &unraw(&name), question.is_some());
+                    attr_errors.extend(errors);
+                    let NodeAttrs {
+                        placement,
+                        timeout,
+                        retry,
+                    } = attrs;
                     let mut uses = find_uses(&names, &expr);
                     if placement == Placement::Blocking {
                         // The closure run on the blocking pool is `move`: it owns what it names.
@@ -104,8 +124,9 @@ impl Graph {
                     }
                     Node {
                         name,
-                        attrs,
                         placement,
+                        timeout,
+                        retry,
                         expr,
                         question,
                         uses,
@@ -126,12 +147,14 @@ impl Graph {
             tail: input.tail,
             tail_uses,
             names,
+            attr_errors,
         }
     }
 
-    /// Whether any node has `?`: the graph then resolves to a `Result`.
+    /// Whether any node can fail (it has `?` or a timeout): the graph then resolves to a
+    /// `Result`.
     pub fn fallible(&self) -> bool {
-        self.nodes.iter().any(|n| n.question.is_some())
+        self.nodes.iter().any(Node::fallible)
     }
 
     pub fn len(&self) -> usize {
@@ -156,19 +179,6 @@ impl Graph {
             })
             .collect()
     }
-}
-
-/// The placement the attributes ask for; `check` reports attributes that are not valid.
-fn placement(attrs: &[Attribute]) -> Placement {
-    attrs.iter().fold(Placement::Inline, |placement, attr| {
-        if attr.path().is_ident("spawn") {
-            Placement::Spawn
-        } else if attr.path().is_ident("blocking") {
-            Placement::Blocking
-        } else {
-            placement
-        }
-    })
 }
 
 /// A name as written, without `r#`.

@@ -4,10 +4,11 @@
 //! `dagjoin::dag!`. The macro here expects the path of the `dagjoin` crate as its first
 //! tokens, which the `dag!` shim in `dagjoin` supplies.
 //!
-//! The work is split the way the data flows: `parse` reads the statements, `graph` finds
-//! each node's dependencies, `check` validates the graph, `plan` computes the schedule and
-//! `expand` writes it out as Rust.
+//! The work is split the way the data flows: `parse` reads the statements, `attrs` a node's
+//! attributes, `graph` finds each node's dependencies, `check` validates the graph, `plan`
+//! computes the schedule and `expand` writes it out as Rust.
 
+mod attrs;
 mod check;
 mod expand;
 mod graph;
