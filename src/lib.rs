@@ -97,8 +97,10 @@
 ///   usual rules apply (`f(a, a)` needs `a: Copy`, as in plain Rust).
 /// - `&name`, a method call `name.method()`, a field `name.field` and an index `name[i]`
 ///   borrow the value: no clone. A consumer that only borrows shares the value with the
-///   others; one that moves it waits for the borrowers if they run before it, and otherwise
-///   gets a clone. A method that takes `self` (`name.into_bytes()`) or a field moved out of
+///   others. One that moves it gets the value itself when the borrowers run before it (it
+///   uses their values), and a clone when they may run at the same time: for a value that
+///   is not `Clone`, that is a compile error that names the borrowers and says how to order
+///   the mover after them. A method that takes `self` (`name.into_bytes()`) or a field moved out of
 ///   the value moves out of the task itself, which works for its only consumer; where others
 ///   use it too, write the call by value (`String::into_bytes(name)`) to get a clone.
 /// - Inside a `move` closure or an `async move` block a task is taken by value.

@@ -75,6 +75,17 @@ fn try_dag(input: TokenStream) -> syn::Result<TokenStream> {
     Ok(Expander::new(&graph, &plan).expand(&plan))
 }
 
+/// A clone of a value handed to a consumer.
+struct CloneFor {
+    /// The `Owned` wrapper that carries it.
+    var: Ident,
+    /// The use that needs it: where a missing `Clone` is reported.
+    site: Span,
+    /// Why it is made, when that is not plain from the uses: the message for a value that is
+    /// not `Clone`.
+    why: Option<String>,
+}
+
 /// Who uses a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Consumer {
@@ -390,8 +401,12 @@ impl<'a> Expander<'a> {
     ) -> Vec<(usize, TokenStream)> {
         let entries = self.targets(p, first, place, exports, top);
         let mover = mover(&entries);
+        // One taker that gets a clone only because others borrow the value meanwhile: the
+        // error for a value that is not `Clone` says so.
+        let takers = entries.iter().filter(|e| e.mode == Mode::Own).count();
+        let borrowed_meanwhile = mover.is_none() && takers == 1;
         // Per stage: the clones made for it, and the wrapper the value itself moves into.
-        let mut clones: BTreeMap<usize, Vec<(Ident, Span)>> = BTreeMap::new();
+        let mut clones: BTreeMap<usize, Vec<CloneFor>> = BTreeMap::new();
         let mut moved_into: BTreeMap<usize, Ident> = BTreeMap::new();
         for (i, entry) in entries.iter().enumerate() {
             if entry.mode == Mode::Borrow || entry.target == Target::Export {
@@ -416,7 +431,16 @@ impl<'a> Expander<'a> {
                 let site = entry
                     .taker
                     .map_or_else(Span::call_site, |c| self.site(p, c));
-                clones.entry(entry.stage).or_default().push((var, site));
+                let why = match entry.taker {
+                    Some(Consumer::Node(taker)) if borrowed_meanwhile => {
+                        Some(self.moved_while_borrowed(p, taker, entry.stage, place))
+                    }
+                    _ => None,
+                };
+                clones
+                    .entry(entry.stage)
+                    .or_default()
+                    .push(CloneFor { var, site, why });
             }
         }
         let name = self.name(p);
@@ -525,25 +549,80 @@ impl<'a> Expander<'a> {
         }
     }
 
+    /// The message for a value that is not `Clone`, where task `taker` is the only one that
+    /// takes `p` by value, in stage `stage`, and others borrow it in that stage or later.
+    fn moved_while_borrowed(
+        &self,
+        p: usize,
+        taker: usize,
+        stage: usize,
+        place: &BTreeMap<usize, (usize, Option<usize>)>,
+    ) -> String {
+        let borrowers: Vec<String> = self.consumers[p]
+            .iter()
+            .filter_map(|&(c, mode)| match c {
+                Consumer::Node(v) if mode == Mode::Borrow => Some(v),
+                _ => None,
+            })
+            .filter(|v| place.get(v).is_none_or(|&(s, _)| s >= stage))
+            .map(|v| format!("`{}`", unraw(self.name(v))))
+            .collect();
+        let (value, taker) = (unraw(self.name(p)), unraw(self.name(taker)));
+        let (borrowers, is, values) = match borrowers.as_slice() {
+            [] => ("the output".to_owned(), "is", "its value"),
+            [one] => (one.clone(), "is", "its value"),
+            [init @ .., last] => (
+                format!("{} and {last}", init.join(", ")),
+                "are",
+                "their values",
+            ),
+        };
+        format!(
+            "task `{taker}` takes `{value}` by value while {borrowers} may still borrow it, so `{taker}` needs its own copy, and `{{Self}}` is not `Clone`; to move `{value}` once {borrowers} {is} done, make `{taker}` use {values}; or let `{taker}` borrow `{value}` too, or wrap it in an `Arc`"
+        )
+    }
+
     /// `let (c1, .., p) = { let p = p; (Owned(clone(&p)), .., p) };`: the clones in `made`,
     /// each pointing at the use a missing `Clone` is reported at, then `p` again.
     ///
     /// The clones borrow a copy of `p` that ends with the block: a local that is ever borrowed
     /// stays in the future's state until its scope ends, and the scope's own `p` would then be
     /// kept across every later await.
-    fn clone_statement(&self, p: usize, made: &[(Ident, Span)]) -> TokenStream {
+    fn clone_statement(&self, p: usize, made: &[CloneFor]) -> TokenStream {
         let krate = self.krate;
         let name = self.name(p);
-        let vars = made.iter().map(|(var, _)| var);
-        let values = made.iter().map(|(_, site)| {
-            let mut at_site = name.clone();
-            at_site.set_span(*site);
-            quote_spanned! {*site=>
-                #krate::__private::Owned(::core::clone::Clone::clone(&#at_site))
-            }
-        });
+        let mut items = TokenStream::new();
+        let vars = made.iter().map(|made| &made.var);
+        let values: Vec<TokenStream> = made
+            .iter()
+            .map(|made| {
+                let site = made.site;
+                let mut at_site = name.clone();
+                at_site.set_span(site);
+                let clone = match &made.why {
+                    None => quote_spanned!(site=> ::core::clone::Clone::clone),
+                    Some(message) => {
+                        // A trait of its own, whose error says why this clone is made; one
+                        // per block at most, as there is one taker.
+                        let name = Ident::new("TakenWhileBorrowed", Span::mixed_site());
+                        items.extend(quote! {
+                            #[diagnostic::on_unimplemented(message = #message)]
+                            trait #name { fn __dag_clone(&self) -> Self; }
+                            impl<T: ::core::clone::Clone> #name for T {
+                                #[inline]
+                                fn __dag_clone(&self) -> Self { ::core::clone::Clone::clone(self) }
+                            }
+                        });
+                        quote_spanned!(site=> #name::__dag_clone)
+                    }
+                };
+                quote_spanned! {site=>
+                    #krate::__private::Owned(#clone(&#at_site))
+                }
+            })
+            .collect();
         quote! {
-            let (#(#vars,)* #name) = { let #name = #name; (#(#values,)* #name) };
+            let (#(#vars,)* #name) = { #items let #name = #name; (#(#values,)* #name) };
         }
     }
 
