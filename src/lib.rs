@@ -296,6 +296,35 @@ pub mod __private {
         Retry::with_backoff(retries, backoff)
     }
 
+    /// What a task's expression must be: a future, or `IntoFuture`. Its own trait, so that the
+    /// error for anything else says so at the task, and not "remove the `.await`".
+    #[diagnostic::on_unimplemented(
+        message = "a task's expression must be a future, and `{Self}` is not one",
+        label = "this is a `{Self}`, not a future",
+        note = "a task is `name = EXPR;` where `EXPR` is a future (or `IntoFuture`): call an `async fn`, or write `async {{ .. }}` around a value"
+    )]
+    pub trait TaskFuture {
+        type Future: core::future::Future<Output = Self::Output>;
+        type Output;
+        fn task_future(self) -> Self::Future;
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<F: core::future::IntoFuture> TaskFuture for F {
+        type Future = F::IntoFuture;
+        type Output = F::Output;
+        #[inline]
+        fn task_future(self) -> Self::Future {
+            self.into_future()
+        }
+    }
+
+    /// The future of a task's expression `f`: `f.into_future()`.
+    #[inline]
+    pub fn task<F: TaskFuture>(f: F) -> impl core::future::Future<Output = F::Output> {
+        f.task_future()
+    }
+
     /// The graph's future, unchanged. Returning `dag! { .. }` from a function then does not
     /// read as a hand-written `async fn` to lints such as `clippy::manual_async_fn`.
     #[inline]

@@ -822,13 +822,14 @@ impl<'a> Expander<'a> {
         }
     }
 
-    /// The future a node runs, given its expression: the expression itself, or the
+    /// The future a node runs, given its expression: the expression's own future, or the
     /// expression spawned as a task or run on the blocking pool.
     fn placed(&self, v: usize, expr: &TokenStream) -> TokenStream {
         let krate = self.krate;
         let span = self.graph.nodes[v].expr.span();
         match self.graph.nodes[v].placement {
-            Placement::Inline => expr.clone(),
+            // Through `task`, whose error for an expression that is not a future says so.
+            Placement::Inline => quote!(#krate::__private::task(#expr)),
             Placement::Spawn => quote_spanned!(span=> #krate::__private::spawn(#expr)),
             Placement::Blocking => {
                 quote_spanned!(span=> #krate::__private::spawn_blocking(move || #expr))
