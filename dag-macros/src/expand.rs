@@ -34,7 +34,7 @@
 use std::collections::BTreeMap;
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::Ident;
 
@@ -207,12 +207,25 @@ impl<'a> Expander<'a> {
             tail
         };
         let krate = self.krate;
-        quote! {
+        let future = quote! {
             #krate::__private::dag(async #move_token {
                 #body
                 #output
             })
+        };
+        // In a block that has the span of the trailing expression's first token: when the
+        // graph's output is a future where a value is expected, rustc points there, and not
+        // into this crate. The empty statement keeps `unused_braces` quiet.
+        let mut group = Group::new(Delimiter::Brace, quote!(; #future));
+        if let Some(first) = self
+            .graph
+            .tail
+            .as_ref()
+            .and_then(|t| t.to_token_stream().into_iter().next())
+        {
+            group.set_span(first.span());
         }
+        quote!(#group)
     }
 
     /// `span` with the hygiene of the `dag!` shim in this crate, of edition 2021: a block made
