@@ -192,7 +192,15 @@ impl<'a> Expander<'a> {
             Plan::Seq(parts) => parts.clone(),
             other => vec![other.clone()],
         };
-        let body = self.seq(&stages, &[], true, &[]);
+        // A binding for each node whose name an identifier nearly spells, never initialised:
+        // if that identifier is a typo, rustc's "cannot find value" then suggests the node.
+        let mut body: TokenStream = self
+            .graph
+            .near_misses()
+            .into_iter()
+            .map(|name| quote!(#[allow(unused_variables)] let #name: ();))
+            .collect();
+        body.extend(self.seq(&stages, &[], true, &[]));
         let tail = self.tail();
         let move_token = &self.graph.move_token;
         let output = if self.graph.fallible() {

@@ -161,6 +161,32 @@ impl Graph {
         self.nodes.len()
     }
 
+    /// The nodes whose names an identifier of the expressions nearly spells (`usr` for
+    /// `user`), and that no expression calls as a function (`user(..)`). If that identifier
+    /// is a typo, rustc's "cannot find value" can then say that a similar name exists.
+    pub fn near_misses(&self) -> Vec<&Ident> {
+        let mut idents = std::collections::BTreeSet::new();
+        let mut called = std::collections::BTreeSet::new();
+        let exprs = self.nodes.iter().map(|n| &n.expr).chain(&self.tail);
+        for expr in exprs {
+            identifiers(expr.to_token_stream(), &mut idents, &mut called);
+        }
+        let mut near = Vec::new();
+        for (name, &id) in &self.names {
+            if called.contains(name) {
+                continue;
+            }
+            let hit = idents
+                .iter()
+                .filter(|i| !self.names.contains_key(*i))
+                .any(|i| similar(i, name));
+            if hit {
+                near.push(&self.nodes[id.0].name);
+            }
+        }
+        near
+    }
+
     /// `deps[v]`: the distinct nodes `v` uses, excluding itself.
     pub fn deps(&self) -> Vec<Vec<usize>> {
         self.nodes
@@ -179,6 +205,52 @@ impl Graph {
             })
             .collect()
     }
+}
+
+/// Collects the identifiers in `tokens` (without `r#`), and those followed by `(..)`.
+fn identifiers(
+    tokens: TokenStream,
+    idents: &mut std::collections::BTreeSet<String>,
+    called: &mut std::collections::BTreeSet<String>,
+) {
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        match tree {
+            TokenTree::Ident(ident) => {
+                let name = unraw(&ident);
+                if let Some(TokenTree::Group(g)) = iter.peek() {
+                    if g.delimiter() == proc_macro2::Delimiter::Parenthesis {
+                        called.insert(name.clone());
+                    }
+                }
+                idents.insert(name);
+            }
+            TokenTree::Group(group) => identifiers(group.stream(), idents, called),
+            TokenTree::Punct(_) | TokenTree::Literal(_) => {}
+        }
+    }
+}
+
+/// Whether `a` is a likely misspelling of `b`: at most one edit in three characters, as
+/// rustc's own suggestions count them.
+fn similar(a: &str, b: &str) -> bool {
+    let limit = (b.chars().count() / 3).max(1);
+    if a.chars().count().abs_diff(b.chars().count()) > limit {
+        return false;
+    }
+    let b: Vec<char> = b.chars().collect();
+    // Levenshtein distance, one row at a time.
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()] <= limit
 }
 
 /// A name as written, without `r#`.
@@ -970,5 +1042,25 @@ mod tests {
             out.to_token_stream().to_string(),
             quote!(f(&(*r), (*r).len(), S { a: (*r) }, vec![(*r)], m!((*r); b))).to_string()
         );
+    }
+
+    #[test]
+    fn near_misses_are_names_nearly_spelled_and_not_called() {
+        assert!(similar("usr", "user") && similar("ordrs", "orders") && similar("user", "users"));
+        assert!(!similar("id", "user") && !similar("x", "yy") && !similar("fetch", "user"));
+        let graph = |input: TokenStream| {
+            let input = crate::parse::parse(input).unwrap();
+            let graph = Graph::new(input);
+            let names: Vec<String> = graph
+                .near_misses()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            names
+        };
+        assert_eq!(graph(quote!(k; user = f(1); page = g(usr); page)), ["user"]);
+        // `user(..)` calls a function of that name: a binding would hide it.
+        assert!(graph(quote!(k; user = user(1); page = g(usr); page)).is_empty());
+        assert!(graph(quote!(k; user = f(1); page = g(user, id); page)).is_empty());
     }
 }
