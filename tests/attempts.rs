@@ -368,3 +368,65 @@ async fn limits_and_counts_may_be_expressions() {
     assert_eq!(error.to_string(), "task `value` timed out after 15ms");
     assert_eq!(flaky.started(), [0, 15, 30]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_macros_own_names_do_not_hide_the_users() {
+    let __dag_limit = 7_u32;
+    let __dag_retries = 1_u32;
+    let out = dag! {
+        #[timeout(1s)]
+        #[retry(__dag_retries)]
+        value = async { Ok::<_, std::io::Error>(__dag_limit) }?;
+        value
+    }
+    .await;
+    assert_eq!(out.unwrap(), 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_that_fail_at_once_let_the_rest_of_the_graph_run() {
+    let attempts = AtomicU32::new(0);
+    let seen = Mutex::new(Vec::new());
+    let out = dag! {
+        #[retry(3)]
+        failing = async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err::<u32, _>(std::io::Error::other("down"))
+        }?;
+        watcher = async {
+            for _ in 0..3 {
+                seen.lock().unwrap().push(attempts.load(Ordering::SeqCst));
+                tokio::task::yield_now().await;
+            }
+        };
+        (failing, watcher)
+    }
+    .await;
+    assert_eq!(out.unwrap_err().to_string(), "task `failing` failed");
+    assert_eq!(attempts.load(Ordering::SeqCst), 4);
+    // The watcher ran between attempts, not only after the last one.
+    assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+#[allow(
+    clippy::await_holding_lock,
+    reason = "the guard is held during the attempt, and the test is about when it ends"
+)]
+async fn an_attempts_temporaries_end_before_its_backoff() {
+    let shared = Mutex::new(0_u32);
+    let flaky = Flaky::new(1, 0);
+    let out = dag! {
+        // The guard is a temporary of the expression.
+        #[retry(1, backoff = 10ms)]
+        value = flaky.call(*shared.lock().unwrap())?;
+        // Runs during the backoff.
+        free = async {
+            after(5, ()).await;
+            shared.try_lock().is_ok()
+        };
+        (value, free)
+    }
+    .await;
+    assert_eq!(out.unwrap(), (0, true));
+}

@@ -450,7 +450,7 @@ fn node_names_that_contain_each_other_do_not_mix_up_values() {
 #[test]
 fn a_variable_spelled_like_a_task_is_still_the_variable() {
     // `users` is one letter from the task `user`: the hint for typos must not hide it.
-    let users = vec![10_u32, 20];
+    let users = [10_u32, 20];
     let out = block_on(dag! {
         user  = val(3_u32);
         total = val(user + users.iter().sum::<u32>());

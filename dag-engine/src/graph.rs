@@ -229,11 +229,7 @@ impl TaskOptions {
 
     /// The wait before attempt `attempt` (2 or more): `backoff * 2^(attempt - 2)`, saturating.
     pub(crate) fn backoff_before(&self, attempt: u32) -> Duration {
-        match 2_u32.checked_pow(attempt.saturating_sub(2)) {
-            Some(factor) => self.backoff.saturating_mul(factor),
-            None if self.backoff.is_zero() => Duration::ZERO,
-            None => Duration::MAX,
-        }
+        dag_runtime::attempt::doubled(self.backoff, attempt.saturating_sub(2))
     }
 }
 
@@ -1097,6 +1093,11 @@ mod tests {
         assert_eq!(options.backoff_before(2), Duration::from_millis(10));
         assert_eq!(options.backoff_before(3), Duration::from_millis(20));
         assert_eq!(options.backoff_before(5), Duration::from_millis(80));
+        assert_eq!(
+            options.backoff_before(42),
+            Duration::from_millis(10 << 40),
+            "long, but not forever"
+        );
         assert_eq!(options.backoff_before(200), Duration::MAX);
     }
 

@@ -74,7 +74,7 @@ pub fn node_attrs(attrs: &[Attribute], name: &str, question: bool) -> (NodeAttrs
         if repeated {
             errors.push(syn::Error::new(
                 span,
-                format!("`#[{attr_name}]` is given more than once"),
+                format!("`#[{attr_name}]` is given more than once on task `{name}`"),
             ));
             continue;
         }
@@ -134,31 +134,35 @@ pub fn node_attrs(attrs: &[Attribute], name: &str, question: bool) -> (NodeAttrs
 
 fn timeout(attr: &Attribute, span: Span) -> syn::Result<Timeout> {
     let usage = "`#[timeout]` needs the longest an attempt may take: `#[timeout(5s)]`, `#[timeout(Duration::from_millis(500))]`";
-    let syn::Meta::List(list) = &attr.meta else {
-        return Err(syn::Error::new(span, usage));
-    };
-    if list.tokens.is_empty() {
-        return Err(syn::Error::new(span, usage));
-    }
-    let limit = list.parse_args_with(duration)?;
+    let limit = arguments(attr, span, usage)?.parse_args_with(|input: ParseStream<'_>| {
+        let limit = duration(input)?;
+        if !input.is_empty() {
+            return Err(input.error("`#[timeout]` takes one duration"));
+        }
+        Ok(limit)
+    })?;
     Ok(Timeout { span, limit })
 }
 
 fn retry(attr: &Attribute, span: Span) -> syn::Result<Retry> {
     let usage = "`#[retry]` needs how many times a failed attempt is tried again: `#[retry(3)]`, or `#[retry(3, backoff = 100ms)]` to wait between attempts";
-    let syn::Meta::List(list) = &attr.meta else {
-        return Err(syn::Error::new(span, usage));
-    };
-    if list.tokens.is_empty() {
-        return Err(syn::Error::new(span, usage));
-    }
-    list.parse_args_with(|input: ParseStream<'_>| {
+    arguments(attr, span, usage)?.parse_args_with(|input: ParseStream<'_>| {
+        if is_option(input) {
+            return Err(input.error(
+                "`#[retry]` takes the number of retries first: `#[retry(3, backoff = 100ms)]`",
+            ));
+        }
         let retries: Expr = input.parse()?;
         let mut backoff = None;
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
             if input.is_empty() {
                 break;
+            }
+            if !is_option(input) {
+                return Err(input.error(
+                    "after the number of retries, `#[retry]` takes only `backoff = WAIT`",
+                ));
             }
             let key: Ident = input.parse()?;
             if key != "backoff" {
@@ -181,6 +185,24 @@ fn retry(attr: &Attribute, span: Span) -> syn::Result<Retry> {
     })
 }
 
+/// The arguments of an attribute that needs some, in parentheses; else the error `usage`.
+fn arguments<'a>(attr: &'a Attribute, span: Span, usage: &str) -> syn::Result<&'a syn::MetaList> {
+    match &attr.meta {
+        syn::Meta::List(list)
+            if matches!(list.delimiter, syn::MacroDelimiter::Paren(_))
+                && !list.tokens.is_empty() =>
+        {
+            Ok(list)
+        }
+        _ => Err(syn::Error::new(span, usage)),
+    }
+}
+
+/// Whether the input reads `name = ..` (and not `name == ..`).
+fn is_option(input: ParseStream<'_>) -> bool {
+    input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==])
+}
+
 /// A duration: an integer literal with a unit, or an expression of type `Duration`. Stops at
 /// a top-level `,`.
 fn duration(input: ParseStream<'_>) -> syn::Result<TokenStream> {
@@ -201,7 +223,26 @@ fn duration(input: ParseStream<'_>) -> syn::Result<TokenStream> {
         ));
     }
     let expr: Expr = input.parse()?;
-    Ok(expr.into_token_stream())
+    let tokens = expr.into_token_stream();
+    if let Some(lit) = literal_with_unit(tokens.clone()) {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("a unit goes on a literal alone (`{lit}`); in an expression, write `Duration`s: `Duration::from_secs(1) + Duration::from_millis(500)`"),
+        ));
+    }
+    Ok(tokens)
+}
+
+/// The first literal in `tokens` with a unit of time, as in `1s + 500ms`.
+fn literal_with_unit(tokens: TokenStream) -> Option<proc_macro2::Literal> {
+    tokens.into_iter().find_map(|tree| match tree {
+        proc_macro2::TokenTree::Group(group) => literal_with_unit(group.stream()),
+        proc_macro2::TokenTree::Literal(lit) => {
+            let int = syn::LitInt::from(lit.clone());
+            matches!(int.suffix(), "s" | "ms" | "us" | "ns").then_some(lit)
+        }
+        _ => None,
+    })
 }
 
 /// `500ms` as `Duration::from_millis(500)`; a literal without a known unit is an error.
@@ -327,6 +368,6 @@ mod tests {
         let attrs: Vec<Attribute> =
             vec![parse_quote!(#[timeout(1s)]), parse_quote!(#[timeout(2s)])];
         let (_, errors) = read(&attrs, true);
-        assert_eq!(errors, ["`#[timeout]` is given more than once"]);
+        assert_eq!(errors, ["`#[timeout]` is given more than once on task `t`"]);
     }
 }

@@ -60,6 +60,7 @@ impl Drop for Ctxt {
 pub fn check(cx: &Ctxt, graph: &Graph) {
     duplicate_names(cx, graph);
     attributes(cx, graph);
+    attribute_arguments(cx, graph);
     spawned_borrows(cx, graph);
     mutable_borrows(cx, graph);
     error_option(cx, graph);
@@ -95,6 +96,34 @@ fn attributes(cx: &Ctxt, graph: &Graph) {
                 attr.pound_token.span,
                 "attributes go on task statements, not on the trailing expression",
             );
+        }
+    }
+}
+
+// The arguments of `#[timeout(..)]` and `#[retry(..)]` are evaluated when their task starts,
+// from the graph's surroundings: a task's name there is an error at the name.
+fn attribute_arguments(cx: &Ctxt, graph: &Graph) {
+    for node in &graph.nodes {
+        let timeout = node.timeout.iter().map(|t| ("timeout", t.limit.clone()));
+        let retry = node.retry.iter().flat_map(|r| {
+            let count = quote::ToTokens::to_token_stream(&r.retries);
+            [("retry", count)]
+                .into_iter()
+                .chain(r.backoff.clone().map(|b| ("retry", b)))
+        });
+        for (attr, tokens) in timeout.chain(retry) {
+            for ident in crate::graph::idents(tokens) {
+                if graph.names.contains_key(&unraw(&ident)) {
+                    cx.error_spanned(
+                        ident.span(),
+                        format!(
+                            "`#[{attr}(..)]` of task `{}` cannot use task `{}`: its arguments are evaluated from outside the graph; to choose them from a task's value, make the task's expression apply the limit itself",
+                            unraw(&node.name),
+                            unraw(&ident)
+                        ),
+                    );
+                }
+            }
         }
     }
 }

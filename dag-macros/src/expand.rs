@@ -893,10 +893,12 @@ impl<'a> Expander<'a> {
     ///     PRELUDE
     ///     let a = a;                      // each input it takes by value
     ///     let limit: Duration = LIMIT;
-    ///     let mut retry = Retry::new(N);
+    ///     let retries: u32 = N;
+    ///     let mut retry = Retry::new(retries);
     ///     loop {
-    ///         let a = a.clone_for_retry();
-    ///         match ATTEMPT {             // Result<T, the graph's error>
+    ///         let a = clone_for_retry(&a);
+    ///         let result = ATTEMPT;       // Result<T, the graph's error>
+    ///         match result {
     ///             Ok(value) => break value,
     ///             Err(error) => retry.failed(error).await?,
     ///         }
@@ -915,11 +917,14 @@ impl<'a> Expander<'a> {
         if let Some(timeout) = &node.timeout {
             let limit_span = timeout.limit.span();
             let limit_expr = &timeout.limit;
-            // At the attribute, where an error about the timer points.
-            let limit = Ident::new("__dag_limit", timeout.span);
+            let limit = Ident::new("__dag_limit", Span::mixed_site());
             setup.extend(quote_spanned! {limit_span=>
                 let #limit: ::core::time::Duration = #limit_expr;
             });
+            // In a block at the attribute, where an error about the timer points; the empty
+            // statement keeps `unused_braces` quiet.
+            let mut at_attr = Group::new(Delimiter::Brace, quote!(; #limit));
+            at_attr.set_span(timeout.span);
             let timed_out = if let Some(option) = &self.graph.error_type {
                 let ty = &option.ty;
                 let ty = respan(quote::ToTokens::to_token_stream(ty), timeout.span);
@@ -929,7 +934,7 @@ impl<'a> Expander<'a> {
             };
             value = quote_spanned! {span=>
                 ::core::result::Result::map_err(
-                    #krate::__private::timeout(#limit, #name, #future).await,
+                    #krate::__private::timeout(#at_attr, #name, #future).await,
                     #timed_out,
                 )
             };
@@ -952,11 +957,14 @@ impl<'a> Expander<'a> {
         let Some(retry) = &node.retry else {
             return quote!({ #prelude #setup #value? });
         };
-        let retries = &retry.retries;
-        let retries_span = retries.span();
+        let retries_expr = &retry.retries;
+        let retries = Ident::new("__dag_retries", Span::mixed_site());
+        setup.extend(quote_spanned! {retries_expr.span()=>
+            let #retries: u32 = #retries_expr;
+        });
         let state = Ident::new("__dag_retry", Span::mixed_site());
         let make = match &retry.backoff {
-            None => quote_spanned!(retries_span=> #krate::__private::Retry::new(#retries)),
+            None => quote!(#krate::__private::Retry::new(#retries)),
             Some(backoff) => quote_spanned! {retry.span=>
                 #krate::__private::retry_with_backoff(#retries, #backoff)
             },
@@ -973,10 +981,13 @@ impl<'a> Expander<'a> {
                 let #input = #krate::__private::clone_for_retry(&#at_site);
             });
         }
-        let (ok, err) = (
+        let (result, ok, err) = (
+            Ident::new("__dag_result", Span::mixed_site()),
             Ident::new("__dag_value", Span::mixed_site()),
             Ident::new("__dag_error", Span::mixed_site()),
         );
+        // The attempt's result is bound first: the temporaries of its expression end with the
+        // attempt, not after the backoff.
         quote! {{
             #prelude
             #keep
@@ -984,7 +995,8 @@ impl<'a> Expander<'a> {
             let mut #state = #make;
             loop {
                 #copies
-                match #value {
+                let #result = #value;
+                match #result {
                     ::core::result::Result::Ok(#ok) => break #ok,
                     ::core::result::Result::Err(#err) => #state.failed(#err).await?,
                 }

@@ -207,6 +207,19 @@ impl Graph {
     }
 }
 
+/// The identifiers in `tokens`, in order, those in groups included.
+pub fn idents(tokens: TokenStream) -> Vec<Ident> {
+    let mut out = Vec::new();
+    for tree in tokens {
+        match tree {
+            TokenTree::Ident(ident) => out.push(ident),
+            TokenTree::Group(group) => out.extend(idents(group.stream())),
+            TokenTree::Punct(_) | TokenTree::Literal(_) => {}
+        }
+    }
+    out
+}
+
 /// Collects the identifiers in `tokens` (without `r#`), and those followed by `(..)`.
 fn identifiers(
     tokens: TokenStream,

@@ -142,10 +142,6 @@ impl Retry {
     /// # Errors
     ///
     /// `error` itself when no retry is left.
-    #[cfg_attr(
-        not(feature = "tokio"),
-        allow(clippy::unused_async, reason = "it waits only with the timer")
-    )]
     pub async fn failed<E>(&mut self, error: E) -> Result<(), E> {
         if self.made == self.retries {
             return Err(error);
@@ -153,22 +149,68 @@ impl Retry {
         drop(error);
         let wait = self.wait_before(self.made);
         self.made += 1;
-        #[cfg(feature = "tokio")]
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+        if wait.is_zero() {
+            // Lets the rest of the graph run before the next attempt, which may fail without
+            // ever waiting.
+            YieldOnce(false).await;
+            return Ok(());
         }
+        #[cfg(feature = "tokio")]
+        tokio::time::sleep(wait).await;
         #[cfg(not(feature = "tokio"))]
-        debug_assert!(wait.is_zero(), "a backoff is only made with `tokio`");
+        unreachable!("a backoff is only made with `tokio`");
+        #[cfg_attr(not(feature = "tokio"), allow(unreachable_code))]
         Ok(())
     }
 
     /// The wait before retry number `made` (from 0): `backoff * 2^made`, saturating.
     fn wait_before(&self, made: u32) -> Duration {
-        match 2_u32.checked_pow(made) {
-            Some(factor) => self.backoff.saturating_mul(factor),
-            None if self.backoff.is_zero() => Duration::ZERO,
-            None => Duration::MAX,
+        doubled(self.backoff, made)
+    }
+}
+
+/// Pending once (after waking its task), then ready.
+struct YieldOnce(bool);
+
+impl core::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<()> {
+        if self.0 {
+            return core::task::Poll::Ready(());
         }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        core::task::Poll::Pending
+    }
+}
+
+/// `wait` doubled `times` times, or [`Duration::MAX`] if that is longer: the wait before a
+/// retry when the first waited `wait`.
+///
+/// ```
+/// use dag_runtime::attempt::doubled;
+/// use std::time::Duration;
+///
+/// assert_eq!(doubled(Duration::from_millis(10), 3), Duration::from_millis(80));
+/// assert_eq!(doubled(Duration::from_nanos(1), 40), Duration::from_nanos(1 << 40));
+/// assert_eq!(doubled(Duration::from_secs(1), 200), Duration::MAX);
+/// assert_eq!(doubled(Duration::ZERO, 200), Duration::ZERO);
+/// ```
+pub fn doubled(wait: Duration, times: u32) -> Duration {
+    const NANOS_PER_SEC: u128 = 1_000_000_000;
+    if wait.is_zero() {
+        return Duration::ZERO;
+    }
+    let nanos = 1_u128
+        .checked_shl(times)
+        .and_then(|factor| wait.as_nanos().checked_mul(factor));
+    match nanos.map(|n| (u64::try_from(n / NANOS_PER_SEC), n % NANOS_PER_SEC)) {
+        Some((Ok(secs), sub)) => Duration::new(secs, u32::try_from(sub).expect("below a second")),
+        _ => Duration::MAX,
     }
 }
 
@@ -261,7 +303,9 @@ mod tests {
             .map(|made| u64::try_from(retry.wait_before(made).as_millis()).unwrap())
             .collect();
         assert_eq!(waits, [10, 20, 40, 80]);
-        assert_eq!(retry.wait_before(40), Duration::MAX);
+        // 10 ms * 2^40 is about 348 years: long, but not forever.
+        assert_eq!(retry.wait_before(40), Duration::from_millis(10 * (1 << 40)));
+        assert_eq!(retry.wait_before(100), Duration::MAX);
         assert_eq!(Retry::new(40).wait_before(40), Duration::ZERO);
     }
 
@@ -274,6 +318,17 @@ mod tests {
             assert_eq!(retry.failed("third").await, Err("third"));
             assert_eq!(Retry::new(0).failed(7).await, Err(7));
         });
+    }
+
+    #[test]
+    fn a_retry_without_backoff_lets_others_run_first() {
+        use core::future::Future;
+        use core::task::{Context, Poll};
+        let mut retry = Retry::new(1);
+        let mut failed = core::pin::pin!(retry.failed("busy"));
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        assert_eq!(failed.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(failed.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
     }
 
     #[cfg(feature = "tokio")]

@@ -19,6 +19,9 @@ fn main() {
         // `MyError` has no `From<TimedOut>`.
         #[timeout(Duration::from_millis(millis))]
         b = f(a)?;
-        b
+        // A count is a `u32`.
+        #[retry(millis)]
+        c = f(b)?;
+        c
     };
 }
