@@ -331,15 +331,20 @@ mod tests {
         assert_eq!(failed.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
     }
 
+    /// A runtime whose clock moves only when every task waits.
     #[cfg(feature = "tokio")]
-    #[test]
-    fn backoff_waits_on_the_clock() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+    fn paused() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
             .build()
-            .unwrap();
-        runtime.block_on(async {
+            .unwrap()
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn backoff_waits_on_the_clock() {
+        paused().block_on(async {
             let start = tokio::time::Instant::now();
             let mut retry = Retry::with_backoff(2, Duration::from_millis(100));
             retry.failed(()).await.unwrap();
@@ -354,12 +359,7 @@ mod tests {
     #[cfg(feature = "tokio")]
     #[test]
     fn timeout_names_the_task_and_an_attempt_at_its_limit_succeeds() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        paused().block_on(async {
             let start = tokio::time::Instant::now();
             let limit = Duration::from_millis(50);
             let late = tokio::time::sleep(Duration::from_millis(51));
