@@ -458,3 +458,22 @@ fn a_variable_spelled_like_a_task_is_still_the_variable() {
     });
     assert_eq!(out, 33);
 }
+
+async fn parse<T: std::str::FromStr>(text: &str) -> Option<T> {
+    text.parse().ok()
+}
+
+#[test]
+#[forbid(unused_variables)]
+fn hints_for_misspelled_tasks_hide_nothing_and_need_no_allow() {
+    // `parser` is one letter from the task `parse`, which is also a function named with a
+    // turbofish; `ordr`, bound inside a task, is one letter from `order`.
+    let parser = 1_u32;
+    let out = block_on(dag! {
+        parse = parse::<u32>("5");
+        order = val(parser);
+        total = async { let ordr = 3_u32; ordr + 1 };
+        (parse, order, total)
+    });
+    assert_eq!(out, (Some(5), 1, 4));
+}

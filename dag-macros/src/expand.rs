@@ -192,15 +192,7 @@ impl<'a> Expander<'a> {
             Plan::Seq(parts) => parts.clone(),
             other => vec![other.clone()],
         };
-        // A binding for each node whose name an identifier nearly spells, never initialised:
-        // if that identifier is a typo, rustc's "cannot find value" then suggests the node.
-        let mut body: TokenStream = self
-            .graph
-            .near_misses()
-            .into_iter()
-            .map(|name| quote!(#[allow(unused_variables)] let #name: ();))
-            .collect();
-        body.extend(self.seq(&stages, &[], true, &[]));
+        let body = self.seq(&stages, &[], true, &[]);
         let tail = self.tail();
         let move_token = &self.graph.move_token;
         let output = if self.graph.fallible() {
@@ -589,17 +581,26 @@ impl<'a> Expander<'a> {
             .map(|v| format!("`{}`", unraw(self.name(v))))
             .collect();
         let (value, taker) = (unraw(self.name(p)), unraw(self.name(taker)));
-        let (borrowers, is, values) = match borrowers.as_slice() {
-            [] => ("the output".to_owned(), "is", "its value"),
-            [one] => (one.clone(), "is", "its value"),
-            [init @ .., last] => (
-                format!("{} and {last}", init.join(", ")),
-                "are",
-                "their values",
+        let ways_out = format!("let `{taker}` borrow `{value}` too, or wrap it in an `Arc`");
+        let (borrowers, order) = match borrowers.as_slice() {
+            // Nothing runs after the output.
+            [] => ("the output".to_owned(), String::new()),
+            [one] => (
+                one.clone(),
+                format!(
+                    "to move `{value}` once {one} is done, make `{taker}` use {one}'s value; or "
+                ),
             ),
+            [init @ .., last] => {
+                let all = format!("{} and {last}", init.join(", "));
+                let order = format!(
+                    "to move `{value}` once {all} are done, make `{taker}` use their values; or "
+                );
+                (all, order)
+            }
         };
         format!(
-            "task `{taker}` takes `{value}` by value while {borrowers} may still borrow it, so `{taker}` needs its own copy, and `{{Self}}` is not `Clone`; to move `{value}` once {borrowers} {is} done, make `{taker}` use {values}; or let `{taker}` borrow `{value}` too, or wrap it in an `Arc`"
+            "task `{taker}` takes `{value}` by value while {borrowers} may still borrow it, so `{taker}` needs its own copy, and `{{Self}}` is not `Clone`; {order}{ways_out}"
         )
     }
 
@@ -1008,7 +1009,7 @@ impl<'a> Expander<'a> {
     /// clones given to it) and the expression, rewritten where it borrows from a slot.
     fn node_code(&self, v: usize) -> (TokenStream, TokenStream) {
         let node = &self.graph.nodes[v];
-        let (prelude, replace) = self.inputs(&node.uses, Consumer::Node(v));
+        let (inputs, replace) = self.inputs(&node.uses, Consumer::Node(v));
         let expr = if replace.is_empty() {
             node.expr.clone()
         } else {
@@ -1016,7 +1017,20 @@ impl<'a> Expander<'a> {
         };
         let mut tokens = TokenStream::new();
         quote::ToTokens::to_tokens(&expr, &mut tokens);
+        let mut prelude = self.hints(&node.expr);
+        prelude.extend(inputs);
         (prelude, tokens)
+    }
+
+    /// For each node whose name a free variable of `expr` nearly spells: a binding of its
+    /// name, in scope of `expr` only. If the variable is a typo, rustc's "cannot find value"
+    /// then says that a similar name exists.
+    fn hints(&self, expr: &syn::Expr) -> TokenStream {
+        self.graph
+            .near_misses(expr)
+            .into_iter()
+            .map(|name| quote!(let #name: () = (); let _ = #name;))
+            .collect()
     }
 
     fn inputs(
@@ -1065,7 +1079,9 @@ impl<'a> Expander<'a> {
         let Some(tail) = &self.graph.tail else {
             return TokenStream::new();
         };
-        let (prelude, replace) = self.inputs(&self.graph.tail_uses, Consumer::Tail);
+        let (inputs, replace) = self.inputs(&self.graph.tail_uses, Consumer::Tail);
+        let mut prelude = self.hints(tail);
+        prelude.extend(inputs);
         let tail = if replace.is_empty() {
             tail.clone()
         } else {

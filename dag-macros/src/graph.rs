@@ -161,30 +161,42 @@ impl Graph {
         self.nodes.len()
     }
 
-    /// The nodes whose names an identifier of the expressions nearly spells (`usr` for
-    /// `user`), and that no expression calls as a function (`user(..)`). If that identifier
-    /// is a typo, rustc's "cannot find value" can then say that a similar name exists.
-    pub fn near_misses(&self) -> Vec<&Ident> {
-        let mut idents = std::collections::BTreeSet::new();
-        let mut called = std::collections::BTreeSet::new();
-        let exprs = self.nodes.iter().map(|n| &n.expr).chain(&self.tail);
-        for expr in exprs {
-            identifiers(expr.to_token_stream(), &mut idents, &mut called);
+    /// The nodes whose names a free variable of `expr` nearly spells (`usr` for `user`), and
+    /// that no expression of the graph names as a function or a path (`user(..)`,
+    /// `user::<T>`). If that variable is a typo, a binding of the node's name in scope makes
+    /// rustc's "cannot find value" say that a similar name exists.
+    pub fn near_misses(&self, expr: &Expr) -> Vec<&Ident> {
+        let mut refs = Refs::new(&self.names, None);
+        refs.visit_expr_mut(&mut expr.clone());
+        if refs.free.is_empty() {
+            return Vec::new();
         }
-        let mut near = Vec::new();
-        for (name, &id) in &self.names {
-            if called.contains(name) {
-                continue;
-            }
-            let hit = idents
-                .iter()
-                .filter(|i| !self.names.contains_key(*i))
-                .any(|i| similar(i, name));
-            if hit {
-                near.push(&self.nodes[id.0].name);
+        let mut near: Vec<&Ident> = Vec::new();
+        for ident in &refs.free {
+            let free = unraw(ident);
+            for (name, &id) in &self.names {
+                let node = &self.nodes[id.0].name;
+                // A node the expression uses is in scope already, with its value.
+                let used = refs.sites.iter().any(|site| site.node == id);
+                if similar(&free, name)
+                    && !used
+                    && !near.contains(&node)
+                    && !self.names_a_path(name)
+                {
+                    near.push(node);
+                }
             }
         }
         near
+    }
+
+    /// Whether some expression names `name` as a function or a path: `name(..)`, `name::..`.
+    fn names_a_path(&self, name: &str) -> bool {
+        let mut paths = std::collections::BTreeSet::new();
+        for expr in self.nodes.iter().map(|n| &n.expr).chain(&self.tail) {
+            path_heads(expr.to_token_stream(), &mut paths);
+        }
+        paths.contains(name)
     }
 
     /// `deps[v]`: the distinct nodes `v` uses, excluding itself.
@@ -220,25 +232,24 @@ pub fn idents(tokens: TokenStream) -> Vec<Ident> {
     out
 }
 
-/// Collects the identifiers in `tokens` (without `r#`), and those followed by `(..)`.
-fn identifiers(
-    tokens: TokenStream,
-    idents: &mut std::collections::BTreeSet<String>,
-    called: &mut std::collections::BTreeSet<String>,
-) {
+/// Collects the identifiers in `tokens` followed by `(..)` or `::` (without `r#`).
+fn path_heads(tokens: TokenStream, heads: &mut std::collections::BTreeSet<String>) {
     let mut iter = tokens.into_iter().peekable();
     while let Some(tree) = iter.next() {
         match tree {
             TokenTree::Ident(ident) => {
-                let name = unraw(&ident);
-                if let Some(TokenTree::Group(g)) = iter.peek() {
-                    if g.delimiter() == proc_macro2::Delimiter::Parenthesis {
-                        called.insert(name.clone());
+                let head = match iter.peek() {
+                    Some(TokenTree::Group(g)) => {
+                        g.delimiter() == proc_macro2::Delimiter::Parenthesis
                     }
+                    Some(TokenTree::Punct(p)) => p.as_char() == ':',
+                    _ => false,
+                };
+                if head {
+                    heads.insert(unraw(&ident));
                 }
-                idents.insert(name);
             }
-            TokenTree::Group(group) => identifiers(group.stream(), idents, called),
+            TokenTree::Group(group) => path_heads(group.stream(), heads),
             TokenTree::Punct(_) | TokenTree::Literal(_) => {}
         }
     }
@@ -356,6 +367,9 @@ struct Refs<'a> {
     /// Names bound by patterns inside the expression, innermost scope last.
     scopes: Vec<Vec<String>>,
     sites: Vec<Site>,
+    /// Plain variables that name neither a node nor a binding of the expression: variables of
+    /// the surroundings, or misspelled nodes.
+    free: Vec<Ident>,
     /// Inside a `move` closure or an `async move` block, which take whatever they name.
     moving: usize,
 }
@@ -370,6 +384,7 @@ impl<'a> Refs<'a> {
             replace,
             scopes: Vec::new(),
             sites: Vec::new(),
+            free: Vec::new(),
             moving: 0,
         }
     }
@@ -391,7 +406,12 @@ impl<'a> Refs<'a> {
         let Some(ident) = plain_ident(expr) else {
             return false;
         };
-        let Some(node) = self.resolve(&unraw(ident)) else {
+        let name = unraw(ident);
+        let Some(node) = self.resolve(&name) else {
+            let bound = self.scopes.iter().any(|scope| scope.contains(&name));
+            if !bound {
+                self.free.push(ident.clone());
+            }
             return false;
         };
         let mode = if self.moving > 0 { Mode::Own } else { mode };
@@ -1058,22 +1078,28 @@ mod tests {
     }
 
     #[test]
-    fn near_misses_are_names_nearly_spelled_and_not_called() {
+    fn near_misses_are_free_variables_nearly_spelling_a_name_not_used_as_a_path() {
         assert!(similar("usr", "user") && similar("ordrs", "orders") && similar("user", "users"));
         assert!(!similar("id", "user") && !similar("x", "yy") && !similar("fetch", "user"));
-        let graph = |input: TokenStream| {
-            let input = crate::parse::parse(input).unwrap();
-            let graph = Graph::new(input);
+        let near = |input: TokenStream| {
+            let graph = Graph::new(crate::parse::parse(input).unwrap());
+            let page = &graph.nodes[1].expr;
             let names: Vec<String> = graph
-                .near_misses()
+                .near_misses(page)
                 .iter()
                 .map(ToString::to_string)
                 .collect();
             names
         };
-        assert_eq!(graph(quote!(k; user = f(1); page = g(usr); page)), ["user"]);
-        // `user(..)` calls a function of that name: a binding would hide it.
-        assert!(graph(quote!(k; user = user(1); page = g(usr); page)).is_empty());
-        assert!(graph(quote!(k; user = f(1); page = g(user, id); page)).is_empty());
+        assert_eq!(near(quote!(k; user = f(1); page = g(usr); page)), ["user"]);
+        // `user(..)` and `user::<T>` name a function: a binding would hide it.
+        assert!(near(quote!(k; user = user(1); page = g(usr); page)).is_empty());
+        assert!(near(quote!(k; user = user::<u8>; page = g(usr); page)).is_empty());
+        // Bound in the expression, or not a variable: no hint.
+        assert!(near(quote!(k; user = f(1); page = { let usr = 1; usr }; page)).is_empty());
+        assert!(near(quote!(k; user = f(1); page = x.usr(); page)).is_empty());
+        assert!(near(quote!(k; user = f(1); page = g(user, id); page)).is_empty());
+        // A node the expression uses is in scope with its value: no binding to hide it.
+        assert!(near(quote!(k; user = f(1); page = g(user, users); page)).is_empty());
     }
 }
