@@ -42,6 +42,7 @@ use crate::check::{self, Ctxt};
 use crate::graph::{self, unraw, Graph, Mode, NodeId, Placement};
 use crate::parse;
 use crate::plan::{self, Plan};
+use crate::uses;
 
 /// Joins with more branches than this poll only the branches that woke.
 const FLAT_JOIN_LIMIT: usize = 32;
@@ -1013,7 +1014,7 @@ impl<'a> Expander<'a> {
         let expr = if replace.is_empty() {
             node.expr.clone()
         } else {
-            graph::rewrite(&self.graph.names, &node.expr, &replace)
+            uses::rewrite(&self.graph.names, &node.expr, &replace)
         };
         let mut tokens = TokenStream::new();
         quote::ToTokens::to_tokens(&expr, &mut tokens);
@@ -1064,7 +1065,7 @@ impl<'a> Expander<'a> {
                         if u.in_format_string {
                             bindings.extend(quote!(let #name = #r;));
                         }
-                        replace.insert(u.node, graph::deref_tokens(&r));
+                        replace.insert(u.node, uses::deref_tokens(&r));
                     }
                 }
             } else if let Some(var) = self.handed.get(&(p, consumer)) {
@@ -1085,7 +1086,7 @@ impl<'a> Expander<'a> {
         let tail = if replace.is_empty() {
             tail.clone()
         } else {
-            graph::rewrite(&self.graph.names, tail, &replace)
+            uses::rewrite(&self.graph.names, tail, &replace)
         };
         let span = tail.span();
         quote_spanned!(span=> #prelude #tail)

@@ -5,8 +5,8 @@
 //! tokens, which the `dag!` shim in `dagjoin` supplies.
 //!
 //! The work is split the way the data flows: `parse` reads the statements, `attrs` a node's
-//! attributes, `graph` finds each node's dependencies, `check` validates the graph, `plan`
-//! computes the schedule and `expand` writes it out as Rust.
+//! attributes, `graph` models the nodes and `uses` finds each node's dependencies, `check`
+//! validates the graph, `plan` computes the schedule and `expand` writes it out as Rust.
 
 mod attrs;
 mod check;
@@ -14,6 +14,7 @@ mod expand;
 mod graph;
 mod parse;
 mod plan;
+mod uses;
 
 use proc_macro::TokenStream;
 
