@@ -11,6 +11,9 @@ use std::time::Duration;
 use dagjoin::{dag, TimedOut};
 use tokio::time::{sleep, Instant};
 
+mod common;
+use common::DropGuard;
+
 const MS: Duration = Duration::from_millis(1);
 
 /// Milliseconds since `start`.
@@ -61,20 +64,11 @@ impl Flaky {
     }
 }
 
-/// Sets its flag when dropped: tells whether a node in flight was cancelled.
-struct DropFlag(Arc<AtomicBool>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_node_times_out_at_exactly_its_limit_and_the_run_ends_there() {
     let start = Instant::now();
     let dropped = Arc::new(AtomicBool::new(false));
-    let flag = DropFlag(dropped.clone());
+    let flag = DropGuard(dropped.clone());
     let error = dag! {
         #[timeout(Duration::from_millis(50))]
         slow = after(100, 1);
@@ -284,7 +278,7 @@ async fn spawned_and_blocking_nodes_are_retried_and_a_spawned_one_times_out() {
     let calls = Arc::new(AtomicU32::new(0));
     let counter = calls.clone();
     let dropped = Arc::new(AtomicBool::new(false));
-    let flag = DropFlag(dropped.clone());
+    let flag = DropGuard(dropped.clone());
     let out = dag! {
         seed = async { 2_u32 };
         #[spawn]

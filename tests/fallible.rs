@@ -10,6 +10,9 @@ use std::time::Duration;
 use dagjoin::dag;
 use tokio::time::Instant;
 
+mod common;
+use common::DropGuard;
+
 async fn fetch_user(id: u32) -> Result<String, std::io::Error> {
     if id == 0 {
         Err(std::io::Error::new(
@@ -130,15 +133,6 @@ async fn a_chosen_error_type_is_converted_with_from() {
         Err(AppError::Io(std::io::ErrorKind::ConnectionRefused))
     );
     assert_eq!(run(3, "x").await, Err(AppError::Parse("x".to_owned())));
-}
-
-/// Sets a flag when dropped: shows that a node in flight was cancelled.
-struct DropGuard(Arc<AtomicBool>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use dagjoin::dag;
 
+mod common;
+use common::DropGuard;
+
 /// Arrives at a rendezvous of `n` and waits (spinning, on this thread) until all `n` have
 /// arrived or `limit` passes. Only threads running at the same time can all get through.
 fn rendezvous(count: &AtomicUsize, n: usize, limit: Duration) -> bool {
@@ -71,14 +74,6 @@ async fn spawned_and_blocking_nodes_take_inputs_and_feed_others() {
     }
     .await;
     assert_eq!(out, 61);
-}
-
-struct DropGuard(Arc<AtomicBool>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
 }
 
 #[tokio::test]

@@ -214,19 +214,17 @@ impl<'a> Expander<'a> {
                 #output
             })
         };
-        // In a block that has the span of the trailing expression's first token: when the
-        // graph's output is a future where a value is expected, rustc points there, and not
-        // into this crate. The empty statement keeps `unused_braces` quiet.
-        let mut group = Group::new(Delimiter::Brace, quote!(; #future));
-        if let Some(first) = self
+        // At the trailing expression's first token: when the graph's output is a future where
+        // a value is expected, rustc points there, and not into this crate.
+        match self
             .graph
             .tail
             .as_ref()
             .and_then(|t| t.to_token_stream().into_iter().next())
         {
-            group.set_span(first.span());
+            Some(first) => block_at(first.span(), &future),
+            None => future,
         }
-        quote!(#group)
     }
 
     /// `span` with the hygiene of the `dag!` shim in this crate, of edition 2021: a block made
@@ -923,10 +921,8 @@ impl<'a> Expander<'a> {
             setup.extend(quote_spanned! {limit_span=>
                 let #limit: ::core::time::Duration = #limit_expr;
             });
-            // In a block at the attribute, where an error about the timer points; the empty
-            // statement keeps `unused_braces` quiet.
-            let mut at_attr = Group::new(Delimiter::Brace, quote!(; #limit));
-            at_attr.set_span(timeout.span);
+            // At the attribute, where an error about the timer points.
+            let at_attr = block_at(timeout.span, &quote!(#limit));
             let timed_out = if let Some(option) = &self.graph.error_type {
                 let ty = &option.ty;
                 let ty = respan(quote::ToTokens::to_token_stream(ty), timeout.span);
@@ -1018,17 +1014,20 @@ impl<'a> Expander<'a> {
         };
         let mut tokens = TokenStream::new();
         quote::ToTokens::to_tokens(&expr, &mut tokens);
-        let mut prelude = self.hints(&node.expr);
+        let mut prelude = self.hints(&node.free, &node.uses);
         prelude.extend(inputs);
         (prelude, tokens)
     }
 
-    /// For each node whose name a free variable of `expr` nearly spells: a binding of its
-    /// name, in scope of `expr` only. If the variable is a typo, rustc's "cannot find value"
-    /// then says that a similar name exists.
-    fn hints(&self, expr: &syn::Expr) -> TokenStream {
+    /// For each node whose name one of the `free` variables of an expression nearly spells: a
+    /// binding of its name, in scope of that expression only. If the variable is a typo,
+    /// rustc's "cannot find value" then says that a similar name exists.
+    fn hints(&self, free: &[Ident], uses: &[graph::Use]) -> TokenStream {
+        if free.is_empty() {
+            return TokenStream::new();
+        }
         self.graph
-            .near_misses(expr)
+            .near_misses(free, uses)
             .into_iter()
             .map(|name| quote!(let #name: () = (); let _ = #name;))
             .collect()
@@ -1081,7 +1080,7 @@ impl<'a> Expander<'a> {
             return TokenStream::new();
         };
         let (inputs, replace) = self.inputs(&self.graph.tail_uses, Consumer::Tail);
-        let mut prelude = self.hints(tail);
+        let mut prelude = self.hints(&self.graph.tail_free, &self.graph.tail_uses);
         prelude.extend(inputs);
         let tail = if replace.is_empty() {
             tail.clone()
@@ -1103,6 +1102,14 @@ fn may_capture_by_reference(expr: &TokenStream) -> bool {
         TokenTree::Punct(punct) => matches!(punct.as_char(), '|' | '!'),
         TokenTree::Literal(_) => false,
     })
+}
+
+/// `{ ; EXPR }`, a block with the single span `span`: an error about the expression's type
+/// points there. The empty statement keeps `unused_braces` quiet.
+fn block_at(span: Span, expr: &TokenStream) -> TokenStream {
+    let mut block = Group::new(Delimiter::Brace, quote!(; #expr));
+    block.set_span(span);
+    quote!(#block)
 }
 
 /// `tokens` with every span set to `span`, where an error about them belongs.

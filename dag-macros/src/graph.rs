@@ -5,7 +5,8 @@
 //! including names captured by a format string (`"{a}"`). `uses` finds them. Every other
 //! identifier is an ordinary variable from the surrounding scope.
 
-use std::collections::BTreeMap;
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
@@ -66,6 +67,8 @@ pub struct Node {
     pub question: Option<Token![?]>,
     /// Distinct nodes used, in order of first use.
     pub uses: Vec<Use>,
+    /// Plain variables of the expression that name neither a node nor a binding of its own.
+    pub free: Vec<Ident>,
 }
 
 impl Node {
@@ -84,8 +87,11 @@ pub struct Graph {
     pub tail_uses: Vec<Use>,
     /// First definition of each name.
     pub names: BTreeMap<String, NodeId>,
+    pub tail_free: Vec<Ident>,
     /// Errors in the nodes' attributes, reported by `check`.
     pub attr_errors: Vec<syn::Error>,
+    /// The names some expression uses as a function or a path, once a near miss needs them.
+    path_heads: OnceCell<BTreeSet<String>>,
 }
 
 impl Graph {
@@ -113,7 +119,7 @@ impl Graph {
                         timeout,
                         retry,
                     } = attrs;
-                    let mut uses = uses::find_uses(&names, &expr);
+                    let (mut uses, free) = uses::find_uses(&names, &expr);
                     if placement == Placement::Blocking {
                         // The closure run on the blocking pool is `move`: it owns what it names.
                         for u in &mut uses {
@@ -128,11 +134,12 @@ impl Graph {
                         expr,
                         question,
                         uses,
+                        free,
                     }
                 },
             )
             .collect();
-        let tail_uses = input
+        let (tail_uses, tail_free) = input
             .tail
             .as_ref()
             .map(|t| uses::find_uses(&names, t))
@@ -144,8 +151,10 @@ impl Graph {
             nodes,
             tail: input.tail,
             tail_uses,
+            tail_free,
             names,
             attr_errors,
+            path_heads: OnceCell::new(),
         }
     }
 
@@ -159,23 +168,19 @@ impl Graph {
         self.nodes.len()
     }
 
-    /// The nodes whose names a free variable of `expr` nearly spells (`usr` for `user`), and
-    /// that no expression of the graph names as a function or a path (`user(..)`,
+    /// The nodes whose names one of the `free` variables of an expression that uses `uses`
+    /// nearly spells (`usr` for `user`), other than those it uses (in scope already, with
+    /// their values) and those some expression names as a function or a path (`user(..)`,
     /// `user::<T>`). If that variable is a typo, a binding of the node's name in scope makes
     /// rustc's "cannot find value" say that a similar name exists.
-    pub fn near_misses(&self, expr: &Expr) -> Vec<&Ident> {
-        let (free, used) = uses::free_variables(&self.names, expr);
-        if free.is_empty() {
-            return Vec::new();
-        }
+    pub fn near_misses(&self, free: &[Ident], uses: &[Use]) -> Vec<&Ident> {
         let mut near: Vec<&Ident> = Vec::new();
-        for ident in &free {
-            let name_free = unraw(ident);
+        for ident in free {
+            let spelled = unraw(ident);
             for (name, &id) in &self.names {
                 let node = &self.nodes[id.0].name;
-                // A node the expression uses is in scope already, with its value.
-                if similar(&name_free, name)
-                    && !used.contains(&id)
+                if similar(&spelled, name)
+                    && !uses.iter().any(|u| u.node == id)
                     && !near.contains(&node)
                     && !self.names_a_path(name)
                 {
@@ -188,11 +193,15 @@ impl Graph {
 
     /// Whether some expression names `name` as a function or a path: `name(..)`, `name::..`.
     fn names_a_path(&self, name: &str) -> bool {
-        let mut paths = std::collections::BTreeSet::new();
-        for expr in self.nodes.iter().map(|n| &n.expr).chain(&self.tail) {
-            path_heads(expr.to_token_stream(), &mut paths);
-        }
-        paths.contains(name)
+        self.path_heads
+            .get_or_init(|| {
+                let mut heads = BTreeSet::new();
+                for expr in self.nodes.iter().map(|n| &n.expr).chain(&self.tail) {
+                    path_heads(expr.to_token_stream(), &mut heads);
+                }
+                heads
+            })
+            .contains(name)
     }
 
     /// `deps[v]`: the distinct nodes `v` uses, excluding itself.
@@ -229,7 +238,7 @@ pub fn idents(tokens: TokenStream) -> Vec<Ident> {
 }
 
 /// Collects the identifiers in `tokens` followed by `(..)` or `::` (without `r#`).
-fn path_heads(tokens: TokenStream, heads: &mut std::collections::BTreeSet<String>) {
+fn path_heads(tokens: TokenStream, heads: &mut BTreeSet<String>) {
     let mut iter = tokens.into_iter().peekable();
     while let Some(tree) = iter.next() {
         match tree {
@@ -290,9 +299,9 @@ mod tests {
         assert!(!similar("id", "user") && !similar("x", "yy") && !similar("fetch", "user"));
         let near = |input: TokenStream| {
             let graph = Graph::new(crate::parse::parse(input).unwrap());
-            let page = &graph.nodes[1].expr;
+            let page = &graph.nodes[1];
             let names: Vec<String> = graph
-                .near_misses(page)
+                .near_misses(&page.free, &page.uses)
                 .iter()
                 .map(ToString::to_string)
                 .collect();

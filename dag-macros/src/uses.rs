@@ -17,8 +17,9 @@ use syn::{Expr, Ident, Macro, Pat, Stmt, Token};
 
 use crate::graph::{unraw, Mode, NodeId, Use};
 
-/// The uses of nodes in `expr`, one per node, in order of first appearance.
-pub fn find_uses(names: &BTreeMap<String, NodeId>, expr: &Expr) -> Vec<Use> {
+/// The uses of nodes in `expr`, one per node, in order of first appearance; and its free
+/// variables, plain variables that name neither a node nor a binding of the expression.
+pub fn find_uses(names: &BTreeMap<String, NodeId>, expr: &Expr) -> (Vec<Use>, Vec<Ident>) {
     let mut expr = expr.clone();
     let mut refs = Refs::new(names, None);
     refs.visit_expr_mut(&mut expr);
@@ -47,7 +48,7 @@ pub fn find_uses(names: &BTreeMap<String, NodeId>, expr: &Expr) -> Vec<Use> {
             }),
         }
     }
-    uses
+    (uses, refs.free)
 }
 
 /// Replaces every reference to the nodes in `replace` inside `expr` by the given tokens.
@@ -608,15 +609,6 @@ pub fn deref_tokens(r: &Ident) -> TokenStream {
     quote!((*#r))
 }
 
-/// The free variables of `expr` (plain variables that name neither a node nor a binding of
-/// the expression), and the nodes it uses.
-pub fn free_variables(names: &BTreeMap<String, NodeId>, expr: &Expr) -> (Vec<Ident>, Vec<NodeId>) {
-    let mut refs = Refs::new(names, None);
-    refs.visit_expr_mut(&mut expr.clone());
-    let used = refs.sites.iter().map(|site| site.node).collect();
-    (refs.free, used)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,6 +628,7 @@ mod tests {
     fn uses(expr: Expr) -> Vec<(String, Mode)> {
         let names = names(&["a", "b", "c", "d"]);
         find_uses(&names, &expr)
+            .0
             .into_iter()
             .map(|u| (u.site.to_string(), u.mode))
             .collect()

@@ -147,32 +147,27 @@ impl Retry {
             return Err(error);
         }
         drop(error);
-        let wait = self.wait_before(self.made);
+        let wait = doubled(self.backoff, self.made);
         self.made += 1;
-        if wait.is_zero() {
-            // Lets the rest of the graph run before the next attempt, which may fail without
-            // ever waiting.
-            YieldOnce(false).await;
+        #[cfg(feature = "tokio")]
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
             return Ok(());
         }
-        #[cfg(feature = "tokio")]
-        tokio::time::sleep(wait).await;
         #[cfg(not(feature = "tokio"))]
-        unreachable!("a backoff is only made with `tokio`");
-        #[cfg_attr(not(feature = "tokio"), allow(unreachable_code))]
+        debug_assert!(wait.is_zero(), "a backoff is only made with `tokio`");
+        // Lets the rest of the graph run before the next attempt, which may fail without ever
+        // waiting.
+        YieldNow::default().await;
         Ok(())
-    }
-
-    /// The wait before retry number `made` (from 0): `backoff * 2^made`, saturating.
-    fn wait_before(&self, made: u32) -> Duration {
-        doubled(self.backoff, made)
     }
 }
 
-/// Pending once (after waking its task), then ready.
-struct YieldOnce(bool);
+/// Wakes its task and returns `Pending` once, then is ready.
+#[derive(Default)]
+pub(crate) struct YieldNow(bool);
 
-impl core::future::Future for YieldOnce {
+impl core::future::Future for YieldNow {
     type Output = ();
 
     fn poll(
@@ -299,14 +294,18 @@ mod tests {
             made: 0,
             backoff: Duration::from_millis(10),
         };
+        let wait_before = |retry: &Retry, made| doubled(retry.backoff, made);
         let waits: Vec<u64> = (0..4)
-            .map(|made| u64::try_from(retry.wait_before(made).as_millis()).unwrap())
+            .map(|made| u64::try_from(wait_before(&retry, made).as_millis()).unwrap())
             .collect();
         assert_eq!(waits, [10, 20, 40, 80]);
         // 10 ms * 2^40 is about 348 years: long, but not forever.
-        assert_eq!(retry.wait_before(40), Duration::from_millis(10 * (1 << 40)));
-        assert_eq!(retry.wait_before(100), Duration::MAX);
-        assert_eq!(Retry::new(40).wait_before(40), Duration::ZERO);
+        assert_eq!(
+            wait_before(&retry, 40),
+            Duration::from_millis(10 * (1 << 40))
+        );
+        assert_eq!(wait_before(&retry, 100), Duration::MAX);
+        assert_eq!(wait_before(&Retry::new(40), 40), Duration::ZERO);
     }
 
     #[test]

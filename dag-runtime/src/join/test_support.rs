@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Wake;
 
 use super::branch::{branch, Branch};
+use crate::attempt::YieldNow;
 
 /// Repeats an expression (evaluated each time, in order) into a tuple.
 macro_rules! four {
@@ -51,22 +52,6 @@ impl Future for Countdown<'_> {
             cx.waker().wake_by_ref();
             Poll::Pending
         }
-    }
-}
-
-/// Wakes itself and returns `Pending` once, then is ready.
-#[derive(Default)]
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }
 
